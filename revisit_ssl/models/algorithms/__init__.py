@@ -1,1 +1,3 @@
-__all__ = []
+from .knn_moco import KNNMoCo
+
+__all__ = ['KNNMoCo']

@@ -1,1 +1,3 @@
-__all__ = []
+from .dual_queue_head import DualQueueHead
+
+__all__ = ['DualQueueHead']

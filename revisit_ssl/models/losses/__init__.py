@@ -1,1 +1,3 @@
-__all__ = []
+from .knn_loss import find_neighbours, knn_contrastive_loss
+
+__all__ = ['find_neighbours', 'knn_contrastive_loss']

@@ -1,0 +1,13 @@
+# Runtime shared by all pretraining configs: mmpretrain's defaults plus our components.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+# Registers KNNMoCo, DualQueueHead, the transforms and dataset wrappers into mmpretrain's
+# registries, and allow-lists our checkpoint types for torch's weights_only loading.
+custom_imports = dict(imports=['revisit_ssl'], allow_failed_imports=False)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+
+# kNN-MoCo's shuffle-BN and queue must not lose a partial batch: every dataloader drops it.
+log_processor = dict(window_size=10)

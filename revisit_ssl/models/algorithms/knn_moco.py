@@ -1,0 +1,167 @@
+"""kNN-MoCo: MoCo-v2 with multi-crop queries and nearest-neighbour positives."""
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.dist import get_world_size
+from mmengine.logging import MessageHub
+from mmengine.model import ExponentialMovingAverage
+from mmpretrain.models.selfsup import BaseSelfSupervisor
+from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+__all__ = ['KNNMoCo']
+
+
+def _pooled(feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """L2-normalised global-average-pooled last backbone stage."""
+    return F.normalize(F.adaptive_avg_pool2d(feats[-1], 1).flatten(1), dim=1)
+
+
+@MODELS.register_module()
+class KNNMoCo(BaseSelfSupervisor):
+    """kNN-MoCo.
+
+    Implementation of `Revisiting Contrastive Methods for Unsupervised Learning of Visual
+    Representations <https://arxiv.org/abs/2106.05967>`_ (Van Gansbeke et al., NeurIPS 2021):
+    MoCo-v2 plus the paper's invariances. The views arrive as
+    ``[query, key, small_1, ..., small_n]``:
+
+    1. The online encoder (``backbone`` + ``neck``) embeds the query view, then all small views
+       in one concatenated forward (so the small crops have their own BN statistics). Each of
+       the ``(1+n)B`` query rows keeps its projection ``q`` and pooled backbone feature ``h``.
+    2. The momentum encoder (an EMA copy of backbone + neck, updated once per step before the
+       key forward and never seen by the optimizer) embeds the key view into ``k`` and ``hk``.
+       Across several processes the key batch is shuffled for BN (mmpretrain's
+       ``batch_shuffle_ddp``); a single process does not shuffle, because shuffling inside one
+       batch does not change BN statistics.
+    3. :class:`DualQueueHead` computes ``loss_inst`` (InfoNCE, every small crop's positive is the
+       key of its own image) and, after ``knn_warmup_epochs``, ``loss_knn = lambda * L_knn``
+       from the top-k backbone-queue neighbours; then both queues receive the gathered keys.
+
+    Args:
+        backbone (dict): Config of the backbone (ResNet-50 in the paper).
+        neck (dict): Config of the projection neck (``MoCoV2Neck`` 2048-2048-128).
+        head (dict): Config of the :class:`DualQueueHead`.
+        momentum (float): EMA momentum in mmengine's convention, i.e. the weight of the *online*
+            parameters: ``theta_k <- (1 - momentum) theta_k + momentum theta_q``. The paper's
+            m = 0.999 is ``momentum=0.001``; with multi-crop it uses m = 0.995,
+            ``momentum=0.005``. Defaults to 0.001.
+        knn_warmup_epochs (int): Epochs before the NN loss enters the total (5 for 200 epochs,
+            20 for 800). The backbone queue fills during warm-up. Counted with mmengine's
+            ``epoch`` runtime info, so it needs an epoch-based train loop. Defaults to 5.
+        num_small_crops (int, optional): Number of small crops the pipeline must deliver; a step
+            with another number of views is an error. None accepts any. Defaults to None.
+        pretrained (str, optional): Checkpoint to initialise from. Defaults to None.
+        data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
+        init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 momentum: float = 0.001,
+                 knn_warmup_epochs: int = 5,
+                 num_small_crops: Optional[int] = None,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        if not 0 < momentum <= 1:
+            raise ValueError(
+                f'momentum={momentum} must be in (0, 1]; it is the weight of '
+                f'the online encoder (paper m=0.999 -> momentum=0.001)')
+        if knn_warmup_epochs < 0:
+            raise ValueError(
+                f'knn_warmup_epochs must be >= 0, got {knn_warmup_epochs}')
+        self.knn_warmup_epochs = knn_warmup_epochs
+        self.num_small_crops = num_small_crops
+        # ExponentialMovingAverage deep-copies the modules and freezes the copy
+        # (requires_grad=False); its first update copies the online weights.
+        self.momentum_encoder = ExponentialMovingAverage(
+            nn.Sequential(self.backbone, self.neck), momentum)
+
+    def knn_active(self) -> bool:
+        """Whether the NN loss enters the total in the current epoch."""
+        if not self.head.use_knn:
+            return False
+        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        return epoch >= self.knn_warmup_epochs
+
+    def _check_views(self, inputs: List[torch.Tensor]) -> None:
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            raise ValueError(
+                'KNNMoCo needs a list of views [query, key, small_1..n]; '
+                'check that the pipeline produces multiple views and the '
+                "dataloader uses collate_fn=dict(type='default_collate')")
+        num_small = len(inputs) - 2
+        if self.num_small_crops is not None and num_small != self.num_small_crops:
+            raise ValueError(
+                f'The pipeline delivered {len(inputs)} views (query, key and '
+                f'{num_small} small crops) but the model was built for '
+                f'num_small_crops={self.num_small_crops}. Make the pipeline\'s '
+                f'num_small and model.num_small_crops agree.')
+
+    def _encode_queries(
+            self, inputs: List[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Online encoder: ``(q, h)`` for the query view then all small views."""
+        views = [inputs[0]]
+        if len(inputs) > 2:
+            # one forward for all small crops: their BN statistics are their own
+            views.append(torch.cat(inputs[2:], dim=0))
+        projections, backbone_feats = [], []
+        for view in views:
+            feats = self.backbone(view)
+            projections.append(F.normalize(self.neck(feats)[0], dim=1))
+            backbone_feats.append(_pooled(feats).detach())
+        return torch.cat(projections), torch.cat(backbone_feats)
+
+    @torch.no_grad()
+    def _encode_keys(self,
+                     im_key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """EMA update, then the momentum encoder: ``(k, hk)`` for the key view."""
+        self.momentum_encoder.update_parameters(
+            nn.Sequential(self.backbone, self.neck))
+        distributed = get_world_size() > 1
+        if distributed:
+            im_key, idx_unshuffle = batch_shuffle_ddp(im_key)
+        key_backbone, key_neck = self.momentum_encoder.module
+        feats = key_backbone(im_key)
+        key = F.normalize(key_neck(feats)[0], dim=1)
+        key_pooled = _pooled(feats)
+        if distributed:
+            key = batch_unshuffle_ddp(key, idx_unshuffle)
+            key_pooled = batch_unshuffle_ddp(key_pooled, idx_unshuffle)
+        return key, key_pooled
+
+    def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """Losses of one training step.
+
+        Args:
+            inputs (list[torch.Tensor]): Views ``[query, key, small_1..n]``, each ``(B, C, H, W)``;
+                the small views may have another size than the large ones.
+            data_samples (list[DataSample]): Unused (self-supervised).
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_inst``, ``loss_knn`` (weighted, 0 during warm-up) and
+            ``knn_raw`` (unweighted, logged only); see :meth:`DualQueueHead.loss`.
+        """
+        self._check_views(inputs)
+        self.head.check_global_batch(inputs[1].shape[0], get_world_size())
+        query, query_backbone = self._encode_queries(inputs)
+        key, key_backbone = self._encode_keys(inputs[1])
+        losses = self.head.loss(
+            query, key, query_backbone, knn_active=self.knn_active())
+        self.head.enqueue(key, key_backbone)
+        return losses
