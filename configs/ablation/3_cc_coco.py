@@ -1,0 +1,9 @@
+# Table 4, row 3: + CC, small crops re-drawn until >= 20% of their area lies in the key crop.
+_base_ = ['./2_mc_coco.py']
+
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='ConstrainedMultiCrop', num_small=4, constrained=True),
+    dict(type='MultiCropViewAugment', a_plus=False),
+    dict(type='PackInputs'),
+]))

@@ -1,0 +1,9 @@
+# Table 4, row 5: + A+, query and small crops get AutoAugment (ImageNet policy) half the time.
+_base_ = ['./4_m_coco.py']
+
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='ConstrainedMultiCrop', num_small=4, constrained=True),
+    dict(type='MultiCropViewAugment', a_plus=True),
+    dict(type='PackInputs'),
+]))
