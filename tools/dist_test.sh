@@ -12,11 +12,6 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python}"
 
-EXTRA=()
-if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  EXTRA=(--cfg-options env_cfg.dist_cfg.backend=gloo)
-fi
-
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 "$PY" -m torch.distributed.run \
     --nnodes="$NNODES" \
@@ -27,4 +22,4 @@ PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
     "$ROOT/tools/test.py" \
     "$CONFIG" \
     "$CHECKPOINT" \
-    --launcher pytorch "$@" "${EXTRA[@]}"
+    --launcher pytorch "$@"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Launches one process per GPU with torchrun. Without CUDA the processes use the gloo backend
-# on CPU (for tests and debugging): set env_cfg.dist_cfg.backend via the config or leave it to
-# this script, which passes gloo when no GPU is visible.
+# Launches one process per GPU with torchrun. Without a GPU, GPUS CPU processes train with the
+# gloo backend (tools/train.py sets that up; for tests and debugging).
 set -euo pipefail
 CONFIG=$1
 GPUS=$2
@@ -14,11 +13,6 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python}"
 
-EXTRA=()
-if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  EXTRA=(--cfg-options env_cfg.dist_cfg.backend=gloo)
-fi
-
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 "$PY" -m torch.distributed.run \
     --nnodes="$NNODES" \
@@ -28,4 +22,4 @@ PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
     --master_port="$PORT" \
     "$ROOT/tools/train.py" \
     "$CONFIG" \
-    --launcher pytorch "$@" "${EXTRA[@]}"
+    --launcher pytorch "$@"

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import revisit_ssl  # noqa: E402,F401  registers components, allow-lists checkpoint types
+from revisit_ssl.engine import setup_cpu_distributed  # noqa: E402
 from revisit_ssl.utils.data_check import (DatasetNotFoundError,  # noqa: E402
                                           check_data_roots)
 
@@ -67,6 +68,8 @@ def main():
         check_data_roots(cfg, dataloaders=('test_dataloader', ))
     except DatasetNotFoundError as e:
         sys.exit(f'ERROR: {e}')
+    # no GPU under a distributed launcher: gloo processes on the CPU
+    setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
 

@@ -1,1 +1,3 @@
-__all__ = []
+from .knn_monitor_hook import KNNMonitorHook
+
+__all__ = ['KNNMonitorHook']
