@@ -9,9 +9,10 @@ _base_ = [
 ]
 
 model = dict(momentum=0.001, num_small_crops=0, head=dict(use_knn=False))
-train_dataloader = dict(dataset=dict(pipeline=[
+train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ConstrainedMultiCrop', large_size=224, num_small=0),
     dict(type='MultiCropViewAugment', a_plus=False),
     dict(type='PackInputs'),
-]))
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

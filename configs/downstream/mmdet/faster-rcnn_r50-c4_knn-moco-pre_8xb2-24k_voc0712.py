@@ -115,7 +115,6 @@ test_evaluator = val_evaluator
 
 max_iters = 24000
 train_cfg = dict(
-    _delete_=True,
     type='IterBasedTrainLoop',
     max_iters=max_iters,
     val_interval=6000)

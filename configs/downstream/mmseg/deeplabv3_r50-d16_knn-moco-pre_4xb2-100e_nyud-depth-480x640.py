@@ -20,7 +20,7 @@ model = dict(
         channels=256,
         dilations=(1, 6, 12, 18),
         dropout_ratio=0.1,
-        norm_cfg={{_base_.norm_cfg}},
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         align_corners=False,
         min_depth=1e-3,
         max_depth=10.0,

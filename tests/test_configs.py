@@ -1,0 +1,304 @@
+"""Every config loads, builds on CPU without network, and its pipeline runs on a demo image.
+
+Parametrised over the files found under configs/, so a new config is tested without editing
+this file. The main recipe and the ablation ladder are checked against the paper's numbers.
+"""
+import glob
+import os.path as osp
+import socket
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.utils import import_modules_from_strings
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+PRETRAIN_CONFIGS = [c for c in CONFIGS if '/downstream/' not in c]
+
+
+def load(rel):
+    return Config.fromfile(osp.join(ROOT, rel))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'network access attempted: {args}')
+
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+
+def strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from strings(v)
+
+
+def test_configs_found():
+    assert 'configs/knn_moco_coco.py' in CONFIGS
+    assert len(PRETRAIN_CONFIGS) >= 14
+
+
+@pytest.mark.parametrize('rel', CONFIGS)
+def test_config_builds_on_cpu_without_network(rel, no_network):
+    cfg = load(rel)
+    for s in strings(cfg.to_dict()):
+        assert not s.startswith(('open-mmlab://', 'http://', 'https://',
+                                 'torchvision://')), (rel, s)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get('default_scope', 'mmpretrain')
+    init_default_scope(scope)
+    from mmengine.registry import MODELS
+    model_cfg = cfg.model
+    is_downstream = '/downstream/' in rel
+    if is_downstream:
+        # downstream models start from the converter's output, a path users set (checked
+        # above not to be a URL); drop those Pretrained inits to build without it
+        _drop_pretrained(model_cfg)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(model_cfg)
+        model.init_weights()
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if not is_downstream:
+        assert cfg.custom_imports.imports == ['revisit_ssl']
+        assert cfg.train_dataloader.collate_fn.type == 'default_collate'
+        assert cfg.train_dataloader.drop_last is True
+
+
+def _drop_pretrained(cfg):
+    if isinstance(cfg, dict):
+        cfg.pop('pretrained', None)
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            _drop_pretrained(v)
+    elif isinstance(cfg, list):
+        for v in cfg:
+            _drop_pretrained(v)
+
+
+def _pipeline_of(dataset_cfg):
+    while 'pipeline' not in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg['pipeline']
+
+
+@pytest.mark.parametrize('rel', PRETRAIN_CONFIGS)
+def test_pretrain_pipeline_runs_on_a_demo_image(rel, demo_root):
+    from mmcv.transforms import Compose
+    cfg = load(rel)
+    init_default_scope('mmpretrain')
+    image = sorted(glob.glob(osp.join(demo_root, 'train', '*', '*.jpg')))[0]
+    pipeline = Compose(_pipeline_of(cfg.train_dataloader.dataset))
+    torch.manual_seed(0)
+    out = pipeline(dict(img_path=image))
+    views = out['inputs']
+    num_small = cfg.model.num_small_crops
+    assert len(views) == 2 + num_small
+    crop = [t for t in _pipeline_of(cfg.train_dataloader.dataset)
+            if t['type'] == 'ConstrainedMultiCrop'][0]
+    large = crop.get('large_size', 160)
+    small = crop.get('small_size', 96)
+    for i, view in enumerate(views):
+        size = large if i < 2 else small
+        assert tuple(view.shape) == (3, size, size), (rel, i)
+
+
+@pytest.mark.parametrize('rel', PRETRAIN_CONFIGS)
+def test_pretrain_data_root_has_a_documented_layout(rel):
+    cfg = load(rel)
+    assert cfg.get('data_layout'), f'{rel} must define data_layout'
+
+
+# ----------------------------------------------------------------------------- paper values
+
+MAIN_RECIPE = {
+    'model.type': 'KNNMoCo',
+    'model.backbone.depth': 50,
+    'model.neck.in_channels': 2048,
+    'model.neck.hid_channels': 2048,
+    'model.neck.out_channels': 128,
+    'model.neck.with_avg_pool': True,
+    'model.head.type': 'DualQueueHead',
+    'model.head.temperature': 0.2,
+    'model.head.queue_len': 65536,
+    'model.head.feat_dim': 128,
+    'model.head.backbone_dim': 2048,
+    'model.head.use_knn': True,
+    'model.head.knn_k': 20,
+    'model.head.knn_weight': 0.4,
+    'model.knn_warmup_epochs': 5,
+    'model.momentum': 0.005,  # paper m = 0.995
+    'model.num_small_crops': 4,
+    'optim_wrapper.optimizer.type': 'SGD',
+    'optim_wrapper.optimizer.lr': 0.3,
+    'optim_wrapper.optimizer.momentum': 0.9,
+    'optim_wrapper.optimizer.weight_decay': 1e-4,
+    'auto_scale_lr.base_batch_size': 256,
+    'train_cfg.max_epochs': 200,
+    'train_dataloader.batch_size': 128,
+    'train_dataloader.dataset.data_root': 'data/coco',
+    'train_dataloader.dataset.data_prefix': 'train2017',
+    'train_dataloader.dataset.with_label': False,
+}
+
+CROP = {
+    'num_large': 2,
+    'large_size': 160,
+    'large_scale': (0.2, 1.0),
+    'num_small': 4,
+    'small_size': 96,
+    'small_scale': (0.05, 0.14),
+    'constrained': True,
+    'min_overlap': 0.2,
+}
+
+
+def lookup(cfg, dotted):
+    value = cfg
+    for part in dotted.split('.'):
+        value = value[part]
+    return value
+
+
+@pytest.mark.parametrize('key, expected', sorted(MAIN_RECIPE.items()))
+def test_main_recipe_matches_the_paper(key, expected):
+    assert lookup(load('configs/knn_moco_coco.py'), key) == expected
+
+
+def test_main_recipe_views_and_schedule():
+    cfg = load('configs/knn_moco_coco.py')
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    crop = [t for t in pipeline if t.type == 'ConstrainedMultiCrop'][0]
+    for key, expected in CROP.items():
+        assert tuple(crop[key]) == expected if isinstance(
+            expected, tuple) else crop[key] == expected, key
+    augment = [t for t in pipeline if t.type == 'MultiCropViewAugment'][0]
+    assert augment.a_plus is True
+    (scheduler, ) = cfg.param_scheduler
+    assert scheduler.type == 'CosineAnnealingLR' and scheduler.by_epoch
+    assert scheduler.T_max == 200 and scheduler.end == 200  # no warm-up
+    cfg800 = load('configs/knn_moco_coco_800e.py')
+    assert cfg800.train_cfg.max_epochs == 800
+    assert cfg800.param_scheduler[0].T_max == 800
+    assert cfg800.model.knn_warmup_epochs == 20
+
+
+def _with_defaults(transform_cfg):
+    """A transform config with the transform's own defaults filled in."""
+    import inspect
+
+    from mmpretrain.registry import TRANSFORMS
+    cls = TRANSFORMS.get(transform_cfg['type'])
+    resolved = {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    resolved.update(transform_cfg)
+    return {
+        k: tuple(v) if isinstance(v, list) and not (v and isinstance(v[0], dict))
+        else v
+        for k, v in resolved.items()
+    }
+
+
+def _recipe(cfg):
+    """What defines a pretraining run, flattened to comparable items."""
+    flat = {}
+
+    def walk(prefix, obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(f'{prefix}.{k}', v)
+        elif isinstance(obj, (list, tuple)) and obj and isinstance(
+                obj[0], dict):
+            for i, v in enumerate(obj):
+                walk(f'{prefix}.{i}', v)
+        else:
+            flat[prefix] = obj
+
+    walk('model', cfg.model.to_dict())
+    walk('pipeline',
+         [_with_defaults(t) for t in cfg.train_dataloader.dataset.pipeline])
+    walk('optim', cfg.optim_wrapper.to_dict())
+    walk('sched', [dict(s) for s in cfg.param_scheduler])
+    flat['epochs'] = cfg.train_cfg.max_epochs
+    return flat
+
+
+LADDER = [
+    ('configs/ablation/1_moco_v2_coco.py', None),
+    ('configs/ablation/2_mc_coco.py', {'model.num_small_crops',
+                                       'pipeline.1.large_size',
+                                       'pipeline.1.num_small',
+                                       'pipeline.1.constrained'}),
+    ('configs/ablation/3_cc_coco.py', {'pipeline.1.constrained'}),
+    ('configs/ablation/4_m_coco.py', {'model.momentum'}),
+    ('configs/ablation/5_aplus_coco.py', {'pipeline.2.a_plus'}),
+    ('configs/ablation/6_nn_coco.py', {'model.head.use_knn'}),
+]
+
+
+def test_ablation_ladder_changes_one_thing_per_rung():
+    first = load(LADDER[0][0])
+    assert first.model.momentum == 0.001  # MoCo-v2's m = 0.999
+    assert first.model.head.use_knn is False
+    crop = first.train_dataloader.dataset.pipeline[1]
+    assert crop.large_size == 224 and crop.num_small == 0
+    previous = _recipe(first)
+    for rel, changed in LADDER[1:]:
+        current = _recipe(load(rel))
+        differs = {
+            k
+            for k in previous.keys() | current.keys()
+            if previous.get(k) != current.get(k)
+        }
+        assert differs == changed, rel
+        previous = current
+
+
+def test_last_rung_is_the_main_recipe():
+    assert _recipe(load('configs/ablation/6_nn_coco.py')) == _recipe(
+        load('configs/knn_moco_coco.py'))
+
+
+def test_demo_inherits_the_main_recipe_and_overrides_only_cpu_settings():
+    demo, main = _recipe(load('configs/knn_moco_demo.py')), _recipe(
+        load('configs/knn_moco_coco.py'))
+    differs = {k for k in demo.keys() | main.keys() if demo.get(k) != main.get(k)}
+    allowed_prefixes = ('model.backbone.depth', 'model.neck.', 'model.head.',
+                        'model.knn_warmup_epochs', 'pipeline.1.large_size',
+                        'pipeline.1.small_size', 'optim.optimizer.lr',
+                        'sched.0.', 'epochs')
+    assert differs and all(k.startswith(allowed_prefixes) for k in differs), \
+        differs
+    # the recipe itself (CC, A+, m, NN) is inherited, not restated
+    assert demo['pipeline.1.constrained'] and demo['pipeline.2.a_plus']
+    assert demo['model.momentum'] == 0.005 and demo['model.head.use_knn']
+
+
+def test_a_config_elsewhere_can_inherit_and_override_one_field(tmp_path):
+    user_cfg = tmp_path / 'my_knn_moco.py'
+    user_cfg.write_text(
+        f"_base_ = ['{osp.join(ROOT, 'configs', 'knn_moco_coco.py')}']\n"
+        'model = dict(head=dict(knn_k=10))\n')
+    cfg = Config.fromfile(str(user_cfg))
+    assert cfg.model.head.knn_k == 10
+    assert cfg.model.head.knn_weight == 0.4
+    assert cfg.train_dataloader.dataset.pipeline[1].constrained is True
