@@ -20,7 +20,7 @@ train_dataloader = dict(
         data_root=data_root,
         data_prefix='train',
         pipeline=[
-            dict(type='LoadImageFromFile'),
+            dict(type='StrictLoadImageFromFile'),
             dict(type='ConstrainedMultiCrop', large_size=64, small_size=32),
             dict(type='MultiCropViewAugment', a_plus=True),
             dict(type='PackInputs'),
@@ -36,3 +36,37 @@ default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=1, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))  # CPU processes for dist_train.sh
 randomness = dict(seed=0)
+
+# Online kNN monitor (weighted kNN, cosine, T=0.07) on the labelled demo split, every epoch,
+# with the random-init baseline at epoch 0.
+knn_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=64, edge='short'),
+    dict(type='CenterCrop', crop_size=64),
+    dict(type='PackInputs'),
+]
+custom_hooks = [
+    dict(
+        type='KNNMonitorHook',
+        interval=1,
+        topk=(20, 200),
+        temperature=0.07,
+        train_dataloader=dict(
+            batch_size=128,
+            num_workers=2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(
+                type='CustomDataset',
+                data_root=data_root,
+                data_prefix='train',
+                pipeline=knn_pipeline)),
+        val_dataloader=dict(
+            batch_size=128,
+            num_workers=2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(
+                type='CustomDataset',
+                data_root=data_root,
+                data_prefix='val',
+                pipeline=knn_pipeline))),
+]

@@ -6,7 +6,7 @@ torch's ``weights_only`` loading. Components for downstream (mmseg / mmdet) conf
 :mod:`revisit_ssl.downstream`, imported by those configs, so that pretraining does not pay for
 importing mmseg and mmdet.
 """
-from . import datasets, engine, models  # noqa: F401
+from . import datasets, engine, evaluation, models  # noqa: F401
 from .utils import register_checkpoint_safe_globals
 from .version import __version__
 

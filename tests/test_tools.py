@@ -20,6 +20,7 @@ SMALL = [
     'model.head.queue_len=64',
     'model.head.knn_k=4',
     'default_hooks.logger.interval=1',
+    'custom_hooks=[]',
 ]
 
 

@@ -10,7 +10,7 @@ _base_ = [
 
 model = dict(momentum=0.001, num_small_crops=0, head=dict(use_knn=False))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='StrictLoadImageFromFile'),
     dict(type='ConstrainedMultiCrop', large_size=224, num_small=0),
     dict(type='MultiCropViewAugment', a_plus=False),
     dict(type='PackInputs'),

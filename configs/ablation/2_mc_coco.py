@@ -3,7 +3,7 @@ _base_ = ['./1_moco_v2_coco.py']
 
 model = dict(num_small_crops=4)
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
+    dict(type='StrictLoadImageFromFile'),
     dict(type='ConstrainedMultiCrop', num_small=4, constrained=False),
     dict(type='MultiCropViewAugment', a_plus=False),
     dict(type='PackInputs'),

@@ -2,7 +2,7 @@
 _base_ = ['./2_mc_coco.py']
 
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
+    dict(type='StrictLoadImageFromFile'),
     dict(type='ConstrainedMultiCrop', num_small=4, constrained=True),
     dict(type='MultiCropViewAugment', a_plus=False),
     dict(type='PackInputs'),

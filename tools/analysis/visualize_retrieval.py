@@ -147,10 +147,10 @@ def main(argv=None) -> dict:
     for role, encoder in (('query', 'online'), ('queue', 'momentum')):
         try:
             backbone, info = load_backbone(cfg, args.checkpoint, encoder,
-                                           device=device)
+                                           device=device, seed=args.seed)
         except KeyError:  # no momentum encoder (a converted file): use the online one
             backbone, info = load_backbone(cfg, args.checkpoint, 'online',
-                                           device=device)
+                                           device=device, seed=args.seed)
         encoders[role] = (FeatureExtractor(backbone, normalizer), info)
 
     paths = list_images(args.data_root)

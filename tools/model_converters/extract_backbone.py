@@ -8,7 +8,7 @@ unexpected keys; ``--format torchvision`` writes a plain state dict for
 Accepted inputs (the layout is detected from the keys):
 
 * kNN-MoCo (this project, mmengine checkpoint): ``backbone.*`` online encoder,
-  ``momentum_encoder.module.0.*`` momentum encoder, ``head.key_queue`` / ``head.backbone_queue``;
+  ``momentum_encoder.module.0.*`` momentum encoder, ``head.key_queue`` (+ ``head.backbone_queue``);
 * mmpretrain ``MoCo``: ``backbone.*`` and ``encoder_k.module.0.*``, ``queue``;
 * mmpretrain ``MoCoV3`` with a ResNet: ``backbone.*`` and ``momentum_encoder.module.0.*``;
 * the official MoCo code base (also the checkpoints released with the paper,
@@ -39,7 +39,7 @@ import revisit_ssl  # noqa: E402,F401
 
 __all__ = [
     'ConversionError', 'SourceLayout', 'SOURCE_LAYOUTS', 'detect_layout',
-    'extract_backbone', 'convert', 'main'
+    'extract_backbone', 'resnet_depth', 'convert', 'format_summary', 'main'
 ]
 
 
@@ -64,11 +64,11 @@ class SourceLayout:
     marker: Optional[str] = None
 
 
-#: Known layouts, most specific first (kNN-MoCo and MoCoV3 share their prefixes; kNN-MoCo has
-#: the backbone-feature queue).
+#: Known layouts, most specific first (kNN-MoCo and MoCoV3 share their prefixes; kNN-MoCo's
+#: DualQueueHead holds the key queue, with or without the kNN backbone queue).
 SOURCE_LAYOUTS: Tuple[SourceLayout, ...] = (
     SourceLayout('kNN-MoCo (revisit_ssl KNNMoCo)', 'backbone.',
-                 'momentum_encoder.module.0.', 'head.backbone_queue'),
+                 'momentum_encoder.module.0.', 'head.key_queue'),
     SourceLayout('MoCo (mmpretrain MoCo)', 'backbone.', 'encoder_k.module.0.'),
     SourceLayout('MoCo v3 (mmpretrain MoCoV3)', 'backbone.',
                  'momentum_encoder.module.0.'),

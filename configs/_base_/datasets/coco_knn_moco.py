@@ -9,7 +9,7 @@ data/coco/
     ..."""
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='StrictLoadImageFromFile'),
     dict(
         type='ConstrainedMultiCrop',
         num_large=2,

@@ -1,1 +1,13 @@
-__all__ = []
+from .constrained_multi_crop import ConstrainedMultiCrop
+from .hue_safe_color_jitter import HueSafeColorJitter, adjust_hue
+from .multi_crop_view_augment import MultiCropViewAugment
+from .random_choice_auto_augment import RandomChoiceAutoAugment
+from .strict_load_image import StrictLoadImageFromFile, UnreadableImageError
+from .view_pipelines import (auto_augment_view_transforms, build_view_pipeline,
+                             moco_v2_view_transforms)
+
+__all__ = [
+    'ConstrainedMultiCrop', 'HueSafeColorJitter', 'adjust_hue', 'MultiCropViewAugment',
+    'RandomChoiceAutoAugment', 'StrictLoadImageFromFile', 'UnreadableImageError',
+    'auto_augment_view_transforms', 'build_view_pipeline', 'moco_v2_view_transforms'
+]

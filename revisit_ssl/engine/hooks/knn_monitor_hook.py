@@ -25,7 +25,7 @@ class KNNMonitorHook(Hook):
 
     Features are the global-average-pooled last stage of ``model.backbone`` (the online
     encoder), L2-normalised, computed in eval mode (BN running statistics) and without
-    gradients; the model's train/eval state is restored afterwards. The input normalisation is
+    gradients; every module's train/eval flag is restored afterwards. The input normalisation is
     copied from the model's data preprocessor. Under distributed training every rank extracts
     its shard (``DefaultSampler``), rank 0 classifies and broadcasts the accuracies.
 
@@ -101,13 +101,17 @@ class KNNMonitorHook(Hook):
             if path and '://' not in path and not osp.exists(path):
                 raise FileNotFoundError(
                     f'KNNMonitorHook: {path!r} does not exist ({key}). '
-                    'Create the labelled split (make demo-data for the demo) '
-                    'or point the hook at yours in custom_hooks, e.g. '
-                    '--cfg-options custom_hooks.0.'
-                    f'{key}.data_root=/path/to/data')
+                    'Create the labelled split (for the demo: '
+                    'tools/make_demo_data.py) or point the hook at yours: '
+                    f'--cfg-options custom_hooks.N.{key}.data_root=/path/to/data'
+                    ' (N = the position of KNNMonitorHook in custom_hooks)')
 
     def _build_loaders(self, runner) -> None:
+        from mmengine.registry import DefaultScope
         from mmengine.runner import Runner
+        # dataset and transform names resolve in mmpretrain's registries unless the config
+        # chose a scope (mmpretrain configs set default_scope='mmpretrain')
+        scope = None if DefaultScope.get_current_instance() else 'mmpretrain'
         loaders = {}
         for name, cfg in self.dataloader_cfgs.items():
             cfg = copy.deepcopy(cfg)
@@ -119,7 +123,8 @@ class KNNMonitorHook(Hook):
                                            shuffle=False))
             cfg.setdefault('batch_size', 64)
             cfg.setdefault('num_workers', 0)
-            loaders[name] = Runner.build_dataloader(cfg, seed=runner.seed)
+            with DefaultScope.overwrite_default_scope(scope):
+                loaders[name] = Runner.build_dataloader(cfg, seed=runner.seed)
         classes = [
             tuple(loader.dataset.metainfo.get('classes') or ())
             for loader in loaders.values()
@@ -179,7 +184,9 @@ class KNNMonitorHook(Hook):
         if not hasattr(model, 'backbone'):
             raise AttributeError('KNNMonitorHook needs a model with a '
                                  '`backbone` (an mmpretrain self-supervisor)')
-        was_training = model.training
+        # remember every module's flag: a submodule the model keeps in eval mode on purpose
+        # (frozen stages, norm_eval) must come back exactly as it was
+        modes = [(module, module.training) for module in model.modules()]
         model.eval()
         try:
             device = next(model.backbone.parameters()).device
@@ -191,7 +198,8 @@ class KNNMonitorHook(Hook):
             val_feats, val_labels = self._extract(
                 extractor, self._loaders['val_dataloader'])
         finally:
-            model.train(was_training)
+            for module, mode in modes:
+                module.training = mode
         results = [None]
         rank, _ = get_dist_info()
         if rank == 0:

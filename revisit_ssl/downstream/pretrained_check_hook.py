@@ -1,0 +1,140 @@
+"""Fail loudly when a fine-tuning run did not start from the converted backbone."""
+import os.path as osp
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
+
+__all__ = ['PretrainedInitCheckHook', 'find_pretrained_inits']
+
+_CONVERT_HINT = (
+    'Convert the pretraining checkpoint first:\n'
+    '  python tools/model_converters/extract_backbone.py '
+    'work_dirs/<pretrain config>/epoch_<N>.pth {path}')
+
+
+def find_pretrained_inits(model_cfg: dict,
+                          path: str = '') -> Iterator[Tuple[str, str, str]]:
+    """Yield ``(module_path, checkpoint, prefix)`` for each ``Pretrained`` init in a model config.
+
+    ``module_path`` is the dotted attribute path of the sub-module (``'backbone'``,
+    ``'roi_head.shared_head'``); mmseg's ``model.pretrained`` counts as the backbone's.
+    """
+    if not isinstance(model_cfg, dict):
+        return
+    if not path and isinstance(model_cfg.get('pretrained'), str):
+        yield 'backbone', model_cfg['pretrained'], ''
+    init_cfgs = model_cfg.get('init_cfg')
+    init_cfgs = init_cfgs if isinstance(init_cfgs, list) else [init_cfgs]
+    for init in init_cfgs:
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            yield path, init['checkpoint'], init.get('prefix') or ''
+    for key, value in model_cfg.items():
+        if isinstance(value, dict) and key != 'init_cfg':
+            yield from find_pretrained_inits(value,
+                                             f'{path}.{key}' if path else key)
+
+
+def _load_state_dict(checkpoint: str, prefix: str) -> Dict[str, torch.Tensor]:
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    state = {(k[7:] if k.startswith('module.') else k): v
+             for k, v in state.items()}
+    if prefix:
+        state = {k[len(prefix):]: v
+                 for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+@HOOKS.register_module()
+class PretrainedInitCheckHook(Hook):
+    """Check that every ``init_cfg=dict(type='Pretrained')`` module really got its weights.
+
+    mmengine loads ``Pretrained`` init checkpoints with ``strict=False`` and only logs missing
+    keys, so a wrong file (e.g. the raw kNN-MoCo checkpoint, whose keys start with
+    ``backbone.``) silently leaves the backbone randomly initialised. This hook
+
+    * before the weights are initialised (``before_run`` of a training run), checks that
+      each checkpoint file exists and holds every key of its target module, and
+    * once they are (``before_train``), that the module's tensors equal the file's,
+
+    and raises with the fix otherwise. Runs that ``resume`` or set ``load_from`` skip the
+    equality check, since those weights replace the initialisation on purpose.
+
+    Args:
+        allow_missing (list[str]): Key prefixes of the target modules that may stay
+            uninitialised. Defaults to none.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, allow_missing: Optional[List[str]] = None) -> None:
+        self.allow_missing = tuple(allow_missing or ())
+
+    def _targets(self, runner) -> List[Tuple[str, torch.nn.Module, str, str]]:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        targets = []
+        for module_path, checkpoint, prefix in find_pretrained_inits(
+                runner.cfg.model):
+            module = model
+            for name in filter(None, module_path.split('.')):
+                module = getattr(module, name, None)
+            if module is None:
+                continue
+            targets.append((module_path or 'model', module, checkpoint, prefix))
+        return targets
+
+    def _expected_keys(self, module: torch.nn.Module) -> List[str]:
+        return [k for k in module.state_dict()
+                if not k.startswith(self.allow_missing)]
+
+    def before_run(self, runner) -> None:
+        # ``Runner.train`` builds its loop before ``before_run``; ``val`` / ``test`` runs load
+        # a fine-tuned checkpoint and never need the pretrained file
+        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            return
+        for name, module, checkpoint, prefix in self._targets(runner):
+            if '://' in checkpoint:
+                continue  # remote / open-mmlab:// files: nothing to check offline
+            if not osp.isfile(checkpoint):
+                raise FileNotFoundError(
+                    f'{name}: pretrained checkpoint {checkpoint!r} does not exist.\n'
+                    + _CONVERT_HINT.format(path=checkpoint) +
+                    f'\nor point the config at your file with --cfg-options '
+                    f'model.{name}.init_cfg.checkpoint=PATH')
+            state = _load_state_dict(checkpoint, prefix)
+            missing = [k for k in self._expected_keys(module) if k not in state]
+            if missing:
+                raw = any(k.startswith(('backbone.', 'momentum_encoder.',
+                                        'encoder_k.', 'module.encoder_q.'))
+                          for k in state)
+                hint = (_CONVERT_HINT.format(path='OUT.pth') if raw else
+                        'Check that the file holds a ResNet of the depth the config '
+                        'builds.')
+                raise RuntimeError(
+                    f'{name}: {len(missing)} of its tensors are not in {checkpoint!r} '
+                    f'(e.g. {missing[:3]}), so they would keep their random '
+                    f'initialisation.\n{hint}')
+
+    def before_train(self, runner) -> None:
+        if runner.cfg.get('resume') or runner.cfg.get('load_from'):
+            return
+        for name, module, checkpoint, prefix in self._targets(runner):
+            if '://' in checkpoint:
+                continue
+            state = _load_state_dict(checkpoint, prefix)
+            differ = [
+                k for k, v in module.state_dict().items()
+                if k in state and not torch.equal(v.detach().cpu(), state[k])
+            ]
+            if differ:
+                raise RuntimeError(
+                    f'{name}: {len(differ)} tensors differ from {checkpoint!r} after '
+                    f'initialisation (e.g. {differ[:3]}); shapes or dtypes in the file do '
+                    'not fit the model the config builds.')
+            runner.logger.info(
+                f'{name}: all {len(module.state_dict())} tensors initialised from '
+                f'{checkpoint}')

@@ -1,0 +1,213 @@
+"""revisit_ssl.downstream: depth head / loss, NYUD datasets, PretrainedInitCheckHook."""
+import logging
+import os.path as osp
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import revisit_ssl.downstream as downstream
+from revisit_ssl.downstream import (ASPPDepthHead, DepthMSELoss,
+                                    PretrainedInitCheckHook,
+                                    find_pretrained_inits)
+
+
+def test_not_imported_by_pretraining():
+    """``import revisit_ssl`` must not import the downstream package nor mmseg (mmdet is
+    imported by mmpretrain itself)."""
+    import subprocess
+    code = ('import sys, revisit_ssl; '
+            'print("revisit_ssl.downstream" in sys.modules, "mmseg" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         cwd=osp.dirname(osp.dirname(osp.abspath(__file__))))
+    assert out.stdout.split() == ['False', 'False'], out.stderr
+
+
+def test_registered_in_mmseg_and_mmengine():
+    from mmengine.registry import HOOKS
+    from mmseg.registry import DATASETS, MODELS
+    assert DATASETS.get('NYUDv2Dataset') is downstream.NYUDv2Dataset
+    assert DATASETS.get('NYUDv2DepthDataset') is downstream.NYUDv2DepthDataset
+    assert MODELS.get('ASPPDepthHead') is ASPPDepthHead
+    assert MODELS.get('DepthMSELoss') is DepthMSELoss
+    assert HOOKS.get('PretrainedInitCheckHook') is PretrainedInitCheckHook
+
+
+def test_nyud40_metainfo():
+    meta = downstream.NYUDv2Dataset.METAINFO
+    assert len(meta['classes']) == 40 == len(set(meta['classes']))
+    assert meta['classes'][0] == 'wall' and meta['classes'][-1] == 'otherprop'
+    assert len({tuple(c) for c in meta['palette']}) == 40
+
+
+# ---------------------------------------------------------------------------- depth
+
+
+def test_depth_mse_masks_invalid_pixels():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 1, 5, 7, generator=g) * 8
+    target = torch.rand(2, 1, 5, 7, generator=g) * 8 + 0.5
+    target[0, 0, :2] = 0.  # Kinect holes
+    target[1, 0, :, -1] = 255.  # preprocessor padding
+    loss = DepthMSELoss(max_depth=10.0, loss_weight=2.0)(pred, target)
+    valid = (target > 1e-3) & (target < 10)
+    expected = 2.0 * ((pred - target)[valid]**2).sum() / valid.sum()
+    assert torch.allclose(loss, expected)
+
+    pred.requires_grad_(True)
+    empty = DepthMSELoss()(pred, torch.zeros_like(target))
+    assert empty.item() == 0
+    empty.backward()  # still connected to the graph: DDP does not hang
+    assert torch.count_nonzero(pred.grad) == 0
+
+
+def _depth_head():
+    torch.manual_seed(0)
+    return ASPPDepthHead(
+        in_channels=8,
+        in_index=0,
+        channels=4,
+        dilations=(1, 2),
+        dropout_ratio=0.0,  # deterministic forward for the comparison below
+        max_depth=10.0,
+        norm_cfg=dict(type='BN'))
+
+
+def test_depth_head_loss_and_prediction():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    head = _depth_head()
+    assert head.out_channels == 1 and head.num_classes == 1
+    feats = [torch.randn(2, 8, 4, 4)]
+    samples = []
+    for i in range(2):
+        s = SegDataSample()
+        s.gt_depth_map = PixelData(data=torch.full((1, 16, 16), 2.0 + i))
+        samples.append(s)
+    losses = head.loss(feats, samples, train_cfg={})
+    assert set(losses) == {'loss_mse'}
+    # independent computation: bilinear upsampling of the raw output, MSE to the targets
+    out = torch.nn.functional.interpolate(
+        head(feats), size=(16, 16), mode='bilinear', align_corners=False)
+    target = torch.stack([s.gt_depth_map.data for s in samples])
+    assert torch.allclose(losses['loss_mse'], ((out - target)**2).mean())
+
+    head.eval()
+    with torch.no_grad():
+        big = head.conv_seg.bias.fill_(50.)  # pushes predictions above max_depth
+        pred = head.predict(feats, [dict(img_shape=(16, 16), pad_shape=(16, 16))],
+                            test_cfg={})
+    assert pred.shape == (2, 1, 16, 16)
+    assert big.item() == 50. and torch.all(pred == 10.0)
+
+
+def test_depth_head_rejects_num_classes():
+    with pytest.raises(ValueError, match='one depth channel'):
+        ASPPDepthHead(
+            in_channels=8, channels=4, dilations=(1, ), num_classes=40)
+
+
+# ----------------------------------------------------------------------------- hook
+
+
+def _runner(tmp_path, model, model_cfg, training=True, **cfg):
+    from mmengine.config import ConfigDict
+    from mmengine.runner import BaseLoop
+
+    class _Loop(BaseLoop):
+
+        def run(self):
+            pass
+
+    return SimpleNamespace(
+        model=model,
+        cfg=ConfigDict(model=model_cfg, **cfg),
+        _train_loop=_Loop(None, []) if training else dict(type='EpochBasedTrainLoop'),
+        logger=logging.getLogger('hook-test'))
+
+
+class _Detector(torch.nn.Module):
+    """Like a C4 Faster R-CNN: the backbone and the RoI head load one converted file."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Module()
+        self.backbone.conv1 = torch.nn.Conv2d(3, 4, 3)
+        self.roi_head = torch.nn.Module()
+        self.roi_head.shared_head = torch.nn.Module()
+        self.roi_head.shared_head.layer4 = torch.nn.Conv2d(4, 4, 1)
+
+    def converted(self):
+        return {**self.backbone.state_dict(), **self.roi_head.shared_head.state_dict()}
+
+
+def _model_cfg(ckpt):
+    return dict(
+        type='Det',
+        backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=ckpt)),
+        roi_head=dict(
+            shared_head=dict(
+                init_cfg=[dict(type='Kaiming'),
+                          dict(type='Pretrained', checkpoint=ckpt)])))
+
+
+def test_find_pretrained_inits():
+    found = list(find_pretrained_inits(_model_cfg('a.pth')))
+    assert found == [('backbone', 'a.pth', ''),
+                     ('roi_head.shared_head', 'a.pth', '')]
+    seg = dict(pretrained='b.pth', backbone=dict(type='ResNet'))
+    assert list(find_pretrained_inits(seg)) == [('backbone', 'b.pth', '')]
+
+
+def test_hook_passes_on_converted_weights(tmp_path):
+    model = _Detector()
+    path = str(tmp_path / 'converted.pth')
+    torch.save({'meta': {}, 'state_dict': model.converted()}, path)
+    runner = _runner(tmp_path, model, _model_cfg(path))
+    hook = PretrainedInitCheckHook()
+    hook.before_run(runner)
+    hook.before_train(runner)  # equal tensors in both modules: no error
+
+
+def test_hook_rejects_missing_file(tmp_path):
+    runner = _runner(tmp_path, _Detector(), _model_cfg(str(tmp_path / 'no.pth')))
+    with pytest.raises(FileNotFoundError) as err:
+        PretrainedInitCheckHook().before_run(runner)
+    assert 'extract_backbone.py' in str(err.value)
+    assert 'model.backbone.init_cfg.checkpoint' in str(err.value)
+    # tools/test.py runs (no train loop) evaluate a fine-tuned checkpoint: not needed there
+    PretrainedInitCheckHook().before_run(
+        _runner(tmp_path, _Detector(), _model_cfg(str(tmp_path / 'no.pth')),
+                training=False))
+
+
+def test_hook_rejects_raw_pretraining_checkpoint(tmp_path):
+    model = _Detector()
+    raw = str(tmp_path / 'epoch_800.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v
+                               for k, v in model.converted().items()}}, raw)
+    cfg = dict(type='Det', backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=raw)))
+    with pytest.raises(RuntimeError) as err:
+        PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    assert 'random initialisation' in str(err.value)
+    assert 'extract_backbone.py' in str(err.value)
+    # an mmpretrain classifier is fine with prefix='backbone.'
+    cfg['backbone']['init_cfg']['prefix'] = 'backbone.'
+    PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+
+
+def test_hook_detects_weights_that_did_not_arrive(tmp_path):
+    model = _Detector()
+    path = str(tmp_path / 'bb.pth')
+    torch.save({'state_dict': model.converted()}, path)
+    cfg = _model_cfg(path)
+    with torch.no_grad():
+        model.roi_head.shared_head.layer4.weight.add_(1.0)  # as if init had not loaded the file
+    hook = PretrainedInitCheckHook()
+    with pytest.raises(RuntimeError, match='roi_head.shared_head: 1 tensors differ'):
+        hook.before_train(_runner(tmp_path, model, cfg))
+    # resumed / load_from runs replace the init on purpose: not checked
+    hook.before_train(_runner(tmp_path, model, cfg, load_from='x.pth'))
