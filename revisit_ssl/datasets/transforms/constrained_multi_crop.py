@@ -132,9 +132,10 @@ class ConstrainedMultiCrop(BaseTransform):
             raise ValueError(
                 f'The key is view {self.KEY_INDEX} (after the query), so small crops need '
                 f'num_large >= {self.KEY_INDEX + 1}; got num_large={num_large}.')
-        if not 0. <= min_overlap <= 1.:
-            raise ValueError(f'min_overlap is a fraction of the small crop, in [0, 1]; got '
-                             f'{min_overlap}.')
+        if not 0. < min_overlap <= 1.:
+            # 0 would accept every crop: that is plain multi-crop, constrained=False
+            raise ValueError(f'min_overlap is a fraction of the small crop, in (0, 1]; got '
+                             f'{min_overlap}. For no constraint use constrained=False.')
         if overlap_area not in ('crop', 'target'):
             raise ValueError("overlap_area must be 'crop' (paper) or 'target' (official "
                              f"code), got {overlap_area!r}.")
