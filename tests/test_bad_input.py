@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def demo_pipeline():
     from mmcv.transforms import Compose
-    init_default_scope('mmpretrain')
     cfg = Config.fromfile(osp.join(ROOT, 'configs/knn_moco_demo.py'))
-    return Compose(cfg.train_dataloader.dataset.pipeline)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return Compose(cfg.train_dataloader.dataset.pipeline)
 
 
 def tiny_model(**head):
@@ -59,13 +59,13 @@ def missing_data_root(tmp_path):
 def empty_image_folder(tmp_path):
     from mmpretrain.registry import DATASETS
     (tmp_path / 'train2017').mkdir()
-    init_default_scope('mmpretrain')
-    DATASETS.build(
-        dict(
-            type='CustomDataset',
-            data_root=str(tmp_path),
-            data_prefix='train2017',
-            with_label=False))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        DATASETS.build(
+            dict(
+                type='CustomDataset',
+                data_root=str(tmp_path),
+                data_prefix='train2017',
+                with_label=False))
 
 
 def corrupt_image(tmp_path):

@@ -10,7 +10,7 @@ import socket
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -61,7 +61,6 @@ def test_config_builds_on_cpu_without_network(rel, no_network):
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     scope = cfg.get('default_scope', 'mmpretrain')
-    init_default_scope(scope)
     from mmengine.registry import MODELS
     model_cfg = cfg.model
     is_downstream = '/downstream/' in rel
@@ -102,11 +101,11 @@ def _pipeline_of(dataset_cfg):
 def test_pretrain_pipeline_runs_on_a_demo_image(rel, demo_root):
     from mmcv.transforms import Compose
     cfg = load(rel)
-    init_default_scope('mmpretrain')
     image = sorted(glob.glob(osp.join(demo_root, 'train', '*', '*.jpg')))[0]
-    pipeline = Compose(_pipeline_of(cfg.train_dataloader.dataset))
     torch.manual_seed(0)
-    out = pipeline(dict(img_path=image))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(_pipeline_of(cfg.train_dataloader.dataset))
+        out = pipeline(dict(img_path=image))
     views = out['inputs']
     num_small = cfg.model.num_small_crops
     assert len(views) == 2 + num_small

@@ -13,6 +13,15 @@ from revisit_ssl.downstream import (ASPPDepthHead, DepthMSELoss,
                                     find_pretrained_inits)
 
 
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    # other test modules may leave another default scope behind; these components are mmseg's
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 def test_not_imported_by_pretraining():
     """``import revisit_ssl`` must not import the downstream package nor mmseg (mmdet is
     imported by mmpretrain itself)."""
