@@ -1,4 +1,4 @@
-"""Backbone-queue storage precision: memory, speed and top-k agreement of float16 / bfloat16 with float32.
+"""Backbone-queue precision: memory, speed and top-k agreement of float16 / bfloat16 vs float32.
 
 ``DualQueueHead(backbone_queue_dtype=...)`` stores the backbone queue (``backbone_dim x K``, the
 momentum encoder's L2-normalised pooled features) in float32, float16 or bfloat16, and

@@ -49,8 +49,8 @@ class DualQueueHead(BaseModule):
         knn_weight (float): Weight ``lambda`` of the NN loss. Defaults to 0.4.
         backbone_queue_dtype (str): Storage dtype of the backbone queue: 'float32', 'float16'
             or 'bfloat16'. At K = 65536 x 2048 the float32 queue takes 512 MiB on every GPU;
-            half precision halves that (see the benchmarks in the README for the neighbour
-            agreement). Defaults to 'float32'.
+            half precision halves that; neighbours are still searched in float32 (see
+            docs/benchmarks.md for memory, speed and neighbour agreement). Defaults to 'float32'.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 

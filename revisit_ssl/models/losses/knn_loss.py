@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 __all__ = ['find_neighbours', 'knn_contrastive_loss']
 
+_CHUNK = 8192  # queue columns upcast at a time
+
 
 @torch.no_grad()
 def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
@@ -37,7 +39,15 @@ def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
     if not 0 < k <= backbone_queue.shape[1]:
         raise ValueError(f'knn_k={k} must be in [1, queue_len='
                          f'{backbone_queue.shape[1]}]')
-    similarity = query_backbone.to(backbone_queue.dtype) @ backbone_queue
+    # Similarities in at least float32 even for a half-precision queue: rounding them to
+    # bfloat16 before the top-k changes 10-30% of the neighbours (docs/benchmarks.md).
+    # Upcasting column chunks keeps the transient copy small.
+    compute = torch.promote_types(backbone_queue.dtype, torch.float32)
+    query = query_backbone.to(compute)
+    similarity = torch.cat([
+        query @ backbone_queue[:, start:start + _CHUNK].to(compute)
+        for start in range(0, backbone_queue.shape[1], _CHUNK)
+    ], dim=1)
     return similarity.topk(k, dim=1).indices
 
 
