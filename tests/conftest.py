@@ -32,3 +32,18 @@ def project_root() -> str:
 def pytest_configure(config):
     # Keep mmengine from spreading work over threads the 2-core CI machine does not have.
     os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """Restore mmengine's default-scope stack after each test.
+
+    Building a Runner (or ``init_default_scope``) leaves its scope as the current one, and
+    registries then resolve ``type=`` names in that package only (e.g. 'mmdet' after a
+    detection test). Each test starts from the scope state the session had before it.
+    """
+    from mmengine.registry import DefaultScope
+    before = list(DefaultScope._instance_dict.items())
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)
