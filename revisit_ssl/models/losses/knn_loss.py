@@ -44,6 +44,8 @@ def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
     # Upcasting column chunks keeps the transient copy small.
     compute = torch.promote_types(backbone_queue.dtype, torch.float32)
     query = query_backbone.to(compute)
+    if backbone_queue.dtype == compute:  # float32 storage (default): one product, no copies
+        return (query @ backbone_queue).topk(k, dim=1).indices
     similarity = torch.cat([
         query @ backbone_queue[:, start:start + _CHUNK].to(compute)
         for start in range(0, backbone_queue.shape[1], _CHUNK)
