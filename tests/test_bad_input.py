@@ -191,6 +191,6 @@ def test_grey_tiny_and_extreme_images_work(shape, tmp_path):
         0, 255, shape, dtype=np.uint8))
     out = demo_pipeline()(dict(img_path=path))
     assert len(out['inputs']) == 6
-    assert [tuple(v.shape) for v in out['inputs']] == [(3, 64, 64)] * 2 + [
-        (3, 32, 32)
+    assert [tuple(v.shape) for v in out['inputs']] == [(3, 32, 32)] * 2 + [
+        (3, 20, 20)
     ] * 4

@@ -281,15 +281,36 @@ def test_demo_inherits_the_main_recipe_and_overrides_only_cpu_settings():
     demo, main = _recipe(load('configs/knn_moco_demo.py')), _recipe(
         load('configs/knn_moco_coco.py'))
     differs = {k for k in demo.keys() | main.keys() if demo.get(k) != main.get(k)}
-    allowed_prefixes = ('model.backbone.depth', 'model.neck.', 'model.head.',
+    allowed_prefixes = ('model.backbone.depth', 'model.backbone.stem_channels',
+                        'model.backbone.base_channels', 'model.neck.', 'model.head.',
                         'model.knn_warmup_epochs', 'pipeline.1.large_size',
-                        'pipeline.1.small_size', 'optim.optimizer.lr',
-                        'sched.0.', 'epochs')
+                        'pipeline.1.small_size', 'pipeline.2.blur_sigma',
+                        'optim.optimizer.lr', 'sched.0.', 'epochs')
     assert differs and all(k.startswith(allowed_prefixes) for k in differs), \
         differs
-    # the recipe itself (CC, A+, m, NN) is inherited, not restated
+    # the recipe itself (CC, A+, m, NN, 4 small crops) is inherited, not restated
     assert demo['pipeline.1.constrained'] and demo['pipeline.2.a_plus']
     assert demo['model.momentum'] == 0.005 and demo['model.head.use_knn']
+    assert demo['pipeline.1.num_small'] == demo['model.num_small_crops'] == 4
+    # lr follows the linear scaling rule of the main recipe (lr 0.3 per 256 images)
+    demo_cfg = load('configs/knn_moco_demo.py')
+    assert demo['optim.optimizer.lr'] == pytest.approx(
+        main['optim.optimizer.lr'] * demo_cfg.train_dataloader.batch_size /
+        demo_cfg.auto_scale_lr.base_batch_size)
+    # sizes scaled from the main recipe: small / large crop ratio and blur sigma per pixel
+    scale = demo['pipeline.1.large_size'] / 224  # MoCo-v2's sigma range is for 224 px
+    assert main['pipeline.2.blur_sigma'] is None  # i.e. MoCo-v2's (0.1, 2.0)
+    assert demo['pipeline.2.blur_sigma'] == pytest.approx((0.1 * scale, 2.0 * scale),
+                                                          rel=0.03)
+    assert (demo['pipeline.1.small_size'] / demo['pipeline.1.large_size'] ==
+            pytest.approx(main['pipeline.1.small_size'] / main['pipeline.1.large_size'],
+                          rel=0.05))
+    # fewer keys than images: a queue longer than the dataset holds each image's own keys
+    import inspect
+
+    from revisit_ssl.utils.demo_data import make_demo_data
+    num_train = inspect.signature(make_demo_data).parameters['num_train'].default
+    assert demo['model.head.queue_len'] < num_train
 
 
 def test_a_config_elsewhere_can_inherit_and_override_one_field(tmp_path):

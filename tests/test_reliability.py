@@ -42,7 +42,8 @@ def test_resume_is_bit_exact(demo_root, tmp_path):
         'train_dataloader.batch_size=8', 'train_dataloader.num_workers=1',
         'train_dataloader.persistent_workers=False',
         'train_dataloader.dataset.indices=16', 'model.head.queue_len=64',
-        'model.head.knn_k=4', 'custom_hooks=[]'
+        'model.head.knn_k=4', 'custom_hooks=[]',
+        'default_hooks.checkpoint.interval=1'
     ]
 
     def train(work_dir, epochs, *extra):

@@ -19,6 +19,9 @@ SMALL = [
     'train_dataloader.dataset.indices=16',
     'model.head.queue_len=64',
     'model.head.knn_k=4',
+    # the demo's 10 warm-up epochs and 10-epoch checkpoints, shortened for 1-2 epoch runs
+    'model.knn_warmup_epochs=1',
+    'default_hooks.checkpoint.interval=1',
     'default_hooks.logger.interval=1',
     'custom_hooks=[]',
 ]

@@ -1,11 +1,12 @@
 """A+ (RandomChoiceAutoAugment) and the per-view augmentation of the multi-crop views."""
 import math
+import re
 
 import numpy as np
 import pytest
 
 from revisit_ssl.datasets.transforms import (MultiCropViewAugment, RandomChoiceAutoAugment,
-                                             build_view_pipeline)
+                                             build_view_pipeline, moco_v2_view_transforms)
 
 
 class _Mark:
@@ -119,3 +120,48 @@ def test_a_plus_pipeline_builds_from_config_names():
     pipeline = build_view_pipeline([dict(type='MultiCropViewAugment', a_plus=True)])
     assert isinstance(pipeline.transforms[0], MultiCropViewAugment)
     assert 'AutoAugment' in repr(pipeline.transforms[0].positive_pipeline)
+
+
+def _blur_ranges(augment):
+    return re.findall(r'GaussianBlur\([^)]*magnitude_range=\(([^)]*)\)', repr(augment))
+
+
+def test_blur_sigma_reaches_key_and_standard_positive_pipelines():
+    assert _blur_ranges(MultiCropViewAugment(a_plus=True)) == ['0.1, 2.0'] * 2
+    augment = MultiCropViewAugment(a_plus=True, blur_sigma=(0.014, 0.29))
+    assert augment.blur_sigma == (0.014, 0.29)
+    assert _blur_ranges(augment) == ['0.014, 0.29'] * 2
+    # an explicit key pipeline keeps its own blur; the default positive one is scaled
+    custom = MultiCropViewAugment(key_transforms=[dict(type='RandomFlip', prob=0.5)],
+                                  blur_sigma=(0.2, 0.3))
+    assert _blur_ranges(custom) == ['0.2, 0.3']
+
+
+def test_blur_sigma_blurs_like_pil_with_that_sigma():
+    from PIL import Image, ImageFilter
+    blur = next(t for t in moco_v2_view_transforms(blur_sigma=(0.6, 0.6))
+                if t['type'] == 'GaussianBlur')
+    pipeline = build_view_pipeline([dict(blur, prob=1.0)])
+    impulse = np.zeros((9, 9, 3), np.uint8)
+    impulse[4, 4] = 255
+    out = pipeline(dict(img=impulse.copy()))['img']
+    expected = np.array(Image.fromarray(impulse).filter(ImageFilter.GaussianBlur(0.6)))
+    np.testing.assert_array_equal(out, expected)
+    # sigma 0.6 keeps most of the impulse in its pixel; MoCo-v2's sigma up to 2 would not
+    assert 0 < out[4, 4, 0] < 255 and out[4, 4, 0] > 2 * out[4, 5, 0] > 0
+
+
+@pytest.mark.parametrize('sigma, match', [((0.0, 1.0), '0 < min <= max'),
+                                          ((2.0, 1.0), '0 < min <= max'),
+                                          ((1.0, ), 'two numbers'),
+                                          ('wide', 'two numbers')])
+def test_bad_blur_sigma_raises(sigma, match):
+    with pytest.raises(ValueError, match=match):
+        MultiCropViewAugment(blur_sigma=sigma)
+
+
+def test_blur_sigma_with_both_explicit_pipelines_is_an_error():
+    flip = [dict(type='RandomFlip', prob=0.5)]
+    with pytest.raises(ValueError, match='magnitude_range'):
+        MultiCropViewAugment(key_transforms=flip, positive_transforms=flip,
+                             blur_sigma=(0.1, 0.2))

@@ -7,9 +7,9 @@ training samples vote ``exp(sim / T)`` for their class.
 Example::
 
     python tools/analysis/knn_eval.py configs/knn_moco_demo.py \\
-        work_dirs/knn_moco_demo/epoch_20.pth --data-root data/demo --img-size 64
+        work_dirs/knn_moco_demo/epoch_40.pth --data-root data/demo --img-size 32
     python tools/analysis/knn_eval.py configs/knn_moco_demo.py random \\
-        --data-root data/demo --img-size 64          # the random-init baseline
+        --data-root data/demo --img-size 32          # the random-init baseline
 """
 import argparse
 import csv

@@ -12,7 +12,7 @@ mAP (VOC07 classification; AP method per ``--ap-method``, both are written).
 Examples::
 
     python tools/analysis/linear_probe.py configs/knn_moco_demo.py \\
-        work_dirs/knn_moco_demo/epoch_20.pth --data-root data/demo --img-size 64
+        work_dirs/knn_moco_demo/epoch_40.pth --data-root data/demo --img-size 32
     python tools/analysis/linear_probe.py configs/knn_moco_demo.py CKPT --voc07 \\
         --voc-root data/VOCdevkit/VOC2007
 """

@@ -15,7 +15,7 @@ that the rebuilt queue is as close as the real one.
 Example::
 
     python tools/analysis/visualize_retrieval.py configs/knn_moco_demo.py \\
-        work_dirs/knn_moco_demo/epoch_20.pth --data-root data/demo/train --crop-size 64
+        work_dirs/knn_moco_demo/epoch_40.pth --data-root data/demo/train --crop-size 32
 """
 import argparse
 import os

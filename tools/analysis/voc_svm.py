@@ -17,7 +17,7 @@ Example::
     # the demo VOC tree: its trainval holds the val images, so train on train
     python tools/analysis/voc_svm.py configs/knn_moco_demo.py CKPT \\
         --voc-root data/demo/VOCdevkit/VOC2012 --train-split train --test-split val \\
-        --img-size 64
+        --img-size 32
 """
 import argparse
 import os.path as osp

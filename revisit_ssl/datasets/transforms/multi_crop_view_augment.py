@@ -1,12 +1,13 @@
 """Per-view augmentation of kNN-MoCo's views: MoCo-v2 for the key, optionally A+ for the rest."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 from .random_choice_auto_augment import RandomChoiceAutoAugment
-from .view_pipelines import build_view_pipeline, moco_v2_view_transforms
+from .view_pipelines import (build_view_pipeline, check_blur_sigma,
+                             moco_v2_view_transforms)
 
 __all__ = ['MultiCropViewAugment']
 
@@ -54,6 +55,11 @@ class MultiCropViewAugment(BaseTransform):
         positive_transforms (list[dict | callable], optional): Pipeline of the query and small
             crops (the standard branch under A+). Defaults to :func:`moco_v2_view_transforms`.
         key_index (int): Which view is the key. Defaults to 1 (order query, key, smalls).
+        blur_sigma (Sequence[float], optional): ``(min, max)`` Gaussian-blur sigma of the
+            default pipelines, for crops much smaller than 224 px (the demo's 32-px crops use
+            ``(0.014, 0.29)``, MoCo-v2's range times 32 / 224). None keeps MoCo-v2's
+            ``(0.1, 2.0)``. It only changes the default pipelines, so giving it together with
+            both ``key_transforms`` and ``positive_transforms`` is an error.
     """
 
     def __init__(self,
@@ -61,12 +67,22 @@ class MultiCropViewAugment(BaseTransform):
                  a_plus_prob: float = 0.5,
                  key_transforms: Optional[List] = None,
                  positive_transforms: Optional[List] = None,
-                 key_index: int = 1) -> None:
+                 key_index: int = 1,
+                 blur_sigma: Optional[Sequence[float]] = None) -> None:
         super().__init__()
+        default_kwargs = {}
+        if blur_sigma is not None:
+            if key_transforms is not None and positive_transforms is not None:
+                raise ValueError(
+                    'blur_sigma only changes the default MoCo-v2 view pipelines, but both '
+                    'key_transforms and positive_transforms are given: set the blur range '
+                    'in those lists (GaussianBlur magnitude_range) instead.')
+            default_kwargs['blur_sigma'] = check_blur_sigma(blur_sigma)
+        self.blur_sigma = default_kwargs.get('blur_sigma')
         if key_transforms is None:
-            key_transforms = moco_v2_view_transforms()
+            key_transforms = moco_v2_view_transforms(**default_kwargs)
         if positive_transforms is None:
-            positive_transforms = moco_v2_view_transforms()
+            positive_transforms = moco_v2_view_transforms(**default_kwargs)
         self.a_plus = bool(a_plus)
         # Validated even without A+, so a typo fails now rather than when A+ is switched on.
         self.a_plus_prob = RandomChoiceAutoAugment.auto_augment_prob(a_plus_prob)

@@ -7,7 +7,7 @@ a random choice between those and flip + AutoAugment. These functions return the
 configs (lists of dicts), so they are used as defaults by :class:`MultiCropViewAugment` and
 :class:`RandomChoiceAutoAugment`, and can be called from Python configs or edited copies.
 """
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 from mmcv.transforms import Compose
 from mmengine.registry import DefaultScope
@@ -15,7 +15,7 @@ from mmpretrain.registry import TRANSFORMS
 
 __all__ = [
     'moco_v2_view_transforms', 'auto_augment_view_transforms',
-    'build_view_pipeline'
+    'build_view_pipeline', 'check_blur_sigma'
 ]
 
 
@@ -38,7 +38,35 @@ def build_view_pipeline(transforms: Sequence[Union[dict, Callable]]) -> Compose:
         return Compose(built)
 
 
-def moco_v2_view_transforms(color_backend: str = 'pillow') -> List[dict]:
+def check_blur_sigma(blur_sigma: Sequence[float]) -> Tuple[float, float]:
+    """Validate a Gaussian-blur sigma range ``(min, max)`` in pixels.
+
+    MoCo-v2 draws sigma from ``[0.1, 2.0]`` for 224-px crops, i.e. up to about 1% of the crop
+    side. At a 32-px crop the same sigma would blur the whole object away in half of the
+    views, so small-image configs scale the range by ``crop_size / 224`` (e.g.
+    ``(0.014, 0.29)`` at 32 px).
+
+    Args:
+        blur_sigma (Sequence[float]): Two numbers with ``0 < min <= max``.
+
+    Returns:
+        tuple[float, float]: The range as floats.
+    """
+    try:
+        low, high = (float(v) for v in blur_sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f'blur_sigma must be two numbers (min, max), got '
+                         f'{blur_sigma!r}') from None
+    if not 0 < low <= high:
+        raise ValueError(f'blur_sigma={tuple(blur_sigma)} needs 0 < min <= max '
+                         '(MoCo-v2 uses (0.1, 2.0) at 224 px; scale it with the crop '
+                         'size)')
+    return low, high
+
+
+def moco_v2_view_transforms(
+        color_backend: str = 'pillow',
+        blur_sigma: Sequence[float] = (0.1, 2.0)) -> List[dict]:
     """MoCo-v2's augmentations of one (already cropped) view.
 
     Matches mmpretrain's ``imagenet_bs32_mocov2`` view pipeline without its crop:
@@ -50,6 +78,10 @@ def moco_v2_view_transforms(color_backend: str = 'pillow') -> List[dict]:
     Args:
         color_backend (str): Backend of the colour jitter, ``'pillow'`` (as mmpretrain's
             MoCo-v2 config and torchvision) or ``'cv2'``. Defaults to ``'pillow'``.
+        blur_sigma (Sequence[float]): ``(min, max)`` standard deviation of the Gaussian blur,
+            in pixels. MoCo-v2's ``(0.1, 2.0)`` is meant for 224-px crops; for smaller crops
+            scale it with the crop size (see :func:`check_blur_sigma`). Defaults to
+            ``(0.1, 2.0)``.
 
     Returns:
         list[dict]: Transform configs.
@@ -75,7 +107,7 @@ def moco_v2_view_transforms(color_backend: str = 'pillow') -> List[dict]:
             channel_weights=(0.114, 0.587, 0.2989)),
         dict(
             type='GaussianBlur',
-            magnitude_range=(0.1, 2.0),
+            magnitude_range=check_blur_sigma(blur_sigma),
             magnitude_std='inf',
             prob=0.5),
         dict(type='RandomFlip', prob=0.5),
