@@ -3,12 +3,14 @@ from .hue_safe_color_jitter import HueSafeColorJitter, adjust_hue
 from .multi_crop_view_augment import MultiCropViewAugment
 from .random_choice_auto_augment import RandomChoiceAutoAugment
 from .strict_load_image import StrictLoadImageFromFile, UnreadableImageError
-from .view_pipelines import (auto_augment_view_transforms, build_view_pipeline,
-                             check_blur_sigma, moco_v2_view_transforms)
+from .view_pipelines import (MOCO_V2_BLUR_SIGMA, auto_augment_view_transforms,
+                             build_view_pipeline, check_blur_sigma,
+                             moco_v2_view_transforms)
 
 __all__ = [
     'ConstrainedMultiCrop', 'HueSafeColorJitter', 'adjust_hue', 'MultiCropViewAugment',
     'RandomChoiceAutoAugment', 'StrictLoadImageFromFile', 'UnreadableImageError',
-    'auto_augment_view_transforms', 'build_view_pipeline', 'check_blur_sigma',
+    'MOCO_V2_BLUR_SIGMA', 'auto_augment_view_transforms', 'build_view_pipeline',
+    'check_blur_sigma',
     'moco_v2_view_transforms'
 ]

@@ -6,8 +6,8 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 from .random_choice_auto_augment import RandomChoiceAutoAugment
-from .view_pipelines import (build_view_pipeline, check_blur_sigma,
-                             moco_v2_view_transforms)
+from .view_pipelines import (MOCO_V2_BLUR_SIGMA, build_view_pipeline,
+                             check_blur_sigma, moco_v2_view_transforms)
 
 __all__ = ['MultiCropViewAugment']
 
@@ -70,19 +70,18 @@ class MultiCropViewAugment(BaseTransform):
                  key_index: int = 1,
                  blur_sigma: Optional[Sequence[float]] = None) -> None:
         super().__init__()
-        default_kwargs = {}
-        if blur_sigma is not None:
-            if key_transforms is not None and positive_transforms is not None:
-                raise ValueError(
-                    'blur_sigma only changes the default MoCo-v2 view pipelines, but both '
-                    'key_transforms and positive_transforms are given: set the blur range '
-                    'in those lists (GaussianBlur magnitude_range) instead.')
-            default_kwargs['blur_sigma'] = check_blur_sigma(blur_sigma)
-        self.blur_sigma = default_kwargs.get('blur_sigma')
+        if (blur_sigma is not None and key_transforms is not None
+                and positive_transforms is not None):
+            raise ValueError(
+                'blur_sigma only changes the default MoCo-v2 view pipelines, but both '
+                'key_transforms and positive_transforms are given: set the blur range '
+                'in those lists (GaussianBlur magnitude_range) instead.')
+        self.blur_sigma = None if blur_sigma is None else check_blur_sigma(blur_sigma)
+        default_blur = self.blur_sigma or MOCO_V2_BLUR_SIGMA
         if key_transforms is None:
-            key_transforms = moco_v2_view_transforms(**default_kwargs)
+            key_transforms = moco_v2_view_transforms(blur_sigma=default_blur)
         if positive_transforms is None:
-            positive_transforms = moco_v2_view_transforms(**default_kwargs)
+            positive_transforms = moco_v2_view_transforms(blur_sigma=default_blur)
         self.a_plus = bool(a_plus)
         # Validated even without A+, so a typo fails now rather than when A+ is switched on.
         self.a_plus_prob = RandomChoiceAutoAugment.auto_augment_prob(a_plus_prob)

@@ -15,8 +15,11 @@ from mmpretrain.registry import TRANSFORMS
 
 __all__ = [
     'moco_v2_view_transforms', 'auto_augment_view_transforms',
-    'build_view_pipeline', 'check_blur_sigma'
+    'build_view_pipeline', 'check_blur_sigma', 'MOCO_V2_BLUR_SIGMA'
 ]
+
+#: MoCo-v2's Gaussian-blur sigma range in pixels, meant for 224-px crops.
+MOCO_V2_BLUR_SIGMA = (0.1, 2.0)
 
 
 def build_view_pipeline(transforms: Sequence[Union[dict, Callable]]) -> Compose:
@@ -66,7 +69,7 @@ def check_blur_sigma(blur_sigma: Sequence[float]) -> Tuple[float, float]:
 
 def moco_v2_view_transforms(
         color_backend: str = 'pillow',
-        blur_sigma: Sequence[float] = (0.1, 2.0)) -> List[dict]:
+        blur_sigma: Sequence[float] = MOCO_V2_BLUR_SIGMA) -> List[dict]:
     """MoCo-v2's augmentations of one (already cropped) view.
 
     Matches mmpretrain's ``imagenet_bs32_mocov2`` view pipeline without its crop:
