@@ -23,6 +23,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import revisit_ssl  # noqa: E402,F401  registers components, allow-lists checkpoint types
 from revisit_ssl.engine import setup_cpu_distributed  # noqa: E402
+from revisit_ssl.engine.hooks import TrainingGuardError  # noqa: E402
 from revisit_ssl.utils.data_check import (DatasetNotFoundError,  # noqa: E402
                                           check_data_roots)
 
@@ -113,6 +114,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    if (cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+            and not torch.cuda.is_available()):
+        # mmengine's AmpOptimWrapper supports CUDA / NPU / MLU / MUSA only; stop before the
+        # Runner prints the whole config and then asserts
+        sys.exit('ERROR: --amp (AmpOptimWrapper) needs a CUDA GPU and none is '
+                 'visible; on the CPU train in float32: drop --amp (or set '
+                 'optim_wrapper.type=OptimWrapper).')
     try:
         check_data_roots(cfg)
     except DatasetNotFoundError as e:
@@ -123,7 +131,11 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except TrainingGuardError as e:
+        # the guard's message names the fix; a traceback would only bury it
+        sys.exit(f'ERROR: {e}')
     last = osp.join(runner.work_dir, 'last_checkpoint')
     if runner.rank == 0 and osp.exists(last):
         with open(last) as f:

@@ -7,7 +7,16 @@ custom_imports = dict(imports=['revisit_ssl'], allow_failed_imports=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+    # atomic writes (temporary file + rename): a crash mid-save never leaves a partial
+    # checkpoint under its final name
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=10,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='atomic_local')),
+    # stops runs that would exit 0 and be wrong: empty epochs, NaN / inf losses, NaN
+    # checkpoints; repairs last_checkpoint after a crash (revisit_ssl/engine/hooks)
+    guard=dict(type='TrainingGuardHook'))
 
 # kNN-MoCo's shuffle-BN and queue must not lose a partial batch: every dataloader drops it.
 log_processor = dict(window_size=10)

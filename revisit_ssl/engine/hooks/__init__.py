@@ -1,3 +1,9 @@
 from .knn_monitor_hook import KNNMonitorHook
+from .skipped_image_report_hook import SkippedImageReportHook
+from .training_guard_hook import (EmptyEpochError, NonFiniteLossError,
+                                  TrainingGuardError, TrainingGuardHook)
 
-__all__ = ['KNNMonitorHook']
+__all__ = [
+    'KNNMonitorHook', 'SkippedImageReportHook', 'TrainingGuardHook', 'TrainingGuardError',
+    'EmptyEpochError', 'NonFiniteLossError'
+]

@@ -5,19 +5,102 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import get_world_size
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import ExponentialMovingAverage
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-__all__ = ['KNNMoCo']
+__all__ = ['KNNMoCo', 'check_feature_dims']
+
+_ONLINE_PREFIX = 'backbone.'
+_MOMENTUM_PREFIX = 'momentum_encoder.module.0.'
 
 
 def _pooled(feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
     """L2-normalised global-average-pooled last backbone stage."""
     return F.normalize(F.adaptive_avg_pool2d(feats[-1], 1).flatten(1), dim=1)
+
+
+def _backbone_out_channels(backbone: nn.Module) -> Optional[int]:
+    """Channels of the last stage the backbone returns (mmpretrain ResNet), else None."""
+    res_layers = getattr(backbone, 'res_layers', None)
+    out_indices = getattr(backbone, 'out_indices', None)
+    if res_layers and out_indices:
+        return getattr(backbone, res_layers[max(out_indices)])[-1].out_channels
+    return getattr(backbone, 'feat_dim', None)
+
+
+def check_feature_dims(backbone: nn.Module, neck: nn.Module,
+                       head: nn.Module) -> None:
+    """Raise when backbone, neck and head widths do not fit, naming the fields to set.
+
+    Changing ``model.backbone.depth`` (or its width) alone otherwise fails at the first step
+    with ``mat1 and mat2 shapes cannot be multiplied``.
+
+    Args:
+        backbone (nn.Module): The online backbone.
+        neck (nn.Module): The projection neck (its first ``Linear`` takes the backbone feature).
+        head (nn.Module): The :class:`DualQueueHead`.
+    """
+    feat = _backbone_out_channels(backbone)
+    linears = [m for m in neck.modules() if isinstance(m, nn.Linear)]
+    if feat is None or not linears:
+        return
+    fixes = []
+    if linears[0].in_features != feat:
+        fixes.append(('model.neck.in_channels', linears[0].in_features, feat))
+    backbone_queue = getattr(head, 'backbone_queue', None)
+    if backbone_queue is not None and backbone_queue.shape[0] != feat:
+        fixes.append(('model.head.backbone_dim', backbone_queue.shape[0], feat))
+    key_queue = getattr(head, 'key_queue', None)
+    if key_queue is not None and key_queue.shape[0] != linears[-1].out_features:
+        fixes.append(('model.head.feat_dim', key_queue.shape[0],
+                      linears[-1].out_features))
+    if not fixes:
+        return
+    arch = ', '.join(f'{name}={getattr(backbone, name)}'
+                     for name in ('depth', 'stem_channels', 'base_channels')
+                     if hasattr(backbone, name))
+    raise ValueError(
+        f'The backbone {type(backbone).__name__}({arch}) gives {feat}-d '
+        f'features and the neck projects to {linears[-1].out_features}-d, but '
+        + ', '.join(f'{name}={have}' for name, have, _ in fixes) +
+        '. Set --cfg-options ' +
+        ' '.join(f'{name}={want}' for name, _, want in fixes) +
+        ' (model.neck.hid_channels may stay).')
+
+
+def _backbone_keys(model: nn.Module) -> list:
+    return [
+        k for k in model.backbone.state_dict()
+        if not k.endswith('num_batches_tracked')
+    ]
+
+
+def _expand_backbone_only(model: nn.Module, state_dict: dict,
+                          prefix: str) -> bool:
+    """Re-key a backbone-only state dict (``conv1.weight``, ...) into both backbones, in place.
+
+    Returns:
+        bool: Whether the state dict was backbone-only.
+    """
+    own_names = set(model._modules) | set(model._parameters) | set(
+        model._buffers)
+    relative = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
+    if not relative or any(
+            r.split('.', 1)[0] in own_names for r in relative):
+        return False
+    backbone = set(model.backbone.state_dict())
+    if not backbone & set(relative):
+        return False  # a foreign layout: the coverage check reports it
+    for rel, key in relative.items():
+        if rel in backbone:
+            value = state_dict.pop(key)
+            state_dict[prefix + _ONLINE_PREFIX + rel] = value
+            state_dict[prefix + _MOMENTUM_PREFIX + rel] = value
+    return True
 
 
 @MODELS.register_module()
@@ -54,6 +137,12 @@ class KNNMoCo(BaseSelfSupervisor):
             ``epoch`` runtime info, so it needs an epoch-based train loop. Defaults to 5.
         num_small_crops (int, optional): Number of small crops the pipeline must deliver; a step
             with another number of views is an error. None accepts any. Defaults to None.
+        allow_partial_load (bool): Loading a checkpoint (``load_from`` or a resume) that leaves
+            any tensor of the online or momentum backbone unfilled is an error that says how
+            many matched; True only logs it, and the unfilled tensors keep their
+            initialisation. A backbone-only checkpoint (``tools/model_converters/
+            extract_backbone.py``, keys ``conv1.weight``, ``layer1.0...``) is loaded into both
+            backbones either way. Defaults to False.
         pretrained (str, optional): Checkpoint to initialise from. Defaults to None.
         data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
@@ -66,6 +155,7 @@ class KNNMoCo(BaseSelfSupervisor):
                  momentum: float = 0.001,
                  knn_warmup_epochs: int = 5,
                  num_small_crops: Optional[int] = None,
+                 allow_partial_load: bool = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
@@ -85,10 +175,92 @@ class KNNMoCo(BaseSelfSupervisor):
                 f'knn_warmup_epochs must be >= 0, got {knn_warmup_epochs}')
         self.knn_warmup_epochs = knn_warmup_epochs
         self.num_small_crops = num_small_crops
+        self.allow_partial_load = allow_partial_load
+        #: Where the next checkpoint comes from ('load_from=...', '--resume ...'), for load
+        #: errors; set by TrainingGuardHook before the runner loads it.
+        self.checkpoint_origin = 'the checkpoint'
+        check_feature_dims(self.backbone, self.neck, self.head)
         # ExponentialMovingAverage deep-copies the modules and freezes the copy
         # (requires_grad=False); its first update copies the online weights.
         self.momentum_encoder = ExponentialMovingAverage(
             nn.Sequential(self.backbone, self.neck), momentum)
+
+    @property
+    def checkpoint_origin(self) -> str:
+        return self._checkpoint_origin
+
+    @checkpoint_origin.setter
+    def checkpoint_origin(self, origin: str) -> None:
+        # the head words its queue-shape error after it
+        self._checkpoint_origin = origin
+        self.head.checkpoint_origin = origin
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        # Runs before the children load (torch and mmengine alike), so a backbone-only state
+        # dict can be re-keyed in place for both backbones.
+        backbone_only = _expand_backbone_only(self, state_dict, prefix)
+        self._check_backbone_coverage(state_dict, prefix, backbone_only)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _check_backbone_coverage(self, state_dict: dict, prefix: str,
+                                 backbone_only: bool) -> None:
+        """Count the backbone tensors the state dict fills (present, same shape); stop if any
+        stays unfilled unless ``allow_partial_load``."""
+        own = self.state_dict()
+        keys = _backbone_keys(self)
+        counts, unfilled, reshaped = {}, [], []
+        momentum_fresh = prefix + 'momentum_encoder.steps' not in state_dict
+        for encoder, part in (('online', _ONLINE_PREFIX),
+                              ('momentum', _MOMENTUM_PREFIX)):
+            filled = 0
+            for k in keys:
+                saved = state_dict.get(prefix + part + k)
+                if saved is None:
+                    unfilled.append(part + k)
+                elif saved.shape != own[part + k].shape:
+                    reshaped.append(f'{part + k}: checkpoint '
+                                    f'{tuple(saved.shape)} vs model '
+                                    f'{tuple(own[part + k].shape)}')
+                    unfilled.append(part + k)
+                else:
+                    filled += 1
+            counts[encoder] = filled
+        total = len(keys)
+        if counts['momentum'] == 0 and counts['online'] == total and (
+                momentum_fresh):
+            # mmengine's EMA copies the online weights at its first update (steps == 0)
+            unfilled = [k for k in unfilled if not k.startswith(_MOMENTUM_PREFIX)]
+            note = '; the momentum encoder copies it at the first step'
+        else:
+            note = ''
+        summary = (f'{self.checkpoint_origin} filled {counts["online"]}/{total} '
+                   f'tensors of the online backbone and '
+                   f'{counts["momentum"]}/{total} of the momentum backbone'
+                   f'{note}')
+        if backbone_only:
+            summary += (' (a backbone-only checkpoint: neck, head and queues '
+                        'start fresh)')
+        if not unfilled:
+            print_log(summary, logger='current')
+            return
+        examples = ', '.join(
+            repr(k) for k in list(state_dict)[:4]) or 'none (it is empty)'
+        detail = (f'; {len(reshaped)} have another shape, e.g. {reshaped[0]}'
+                  if reshaped else '')
+        message = (
+            f'{summary}{detail}. The checkpoint\'s keys begin {examples}; a '
+            f'KNNMoCo checkpoint has {_ONLINE_PREFIX}* and {_MOMENTUM_PREFIX}*, '
+            f'a backbone-only one (tools/model_converters/extract_backbone.py) '
+            f'has conv1.weight, layer1.0.conv1.weight, .... Convert the '
+            f'checkpoint, make model.backbone match it, or set '
+            f'model.allow_partial_load=True to train with the unfilled tensors '
+            f'at their initialisation.')
+        if not self.allow_partial_load:
+            raise ValueError(message)
+        print_log(message, logger='current', level=30)
 
     def knn_active(self) -> bool:
         """Whether the NN loss enters the total in the current epoch."""

@@ -83,6 +83,9 @@ class DualQueueHead(BaseModule):
         self.use_knn = use_knn
         self.knn_k = knn_k
         self.knn_weight = knn_weight
+        #: Where a loaded state dict comes from, for the queue-shape error ('load_from=...',
+        #: '--resume ...'); KNNMoCo forwards what TrainingGuardHook tells it.
+        self.checkpoint_origin = 'the checkpoint'
 
         self.register_buffer(
             'key_queue', F.normalize(torch.randn(feat_dim, queue_len), dim=0))
@@ -185,6 +188,25 @@ class DualQueueHead(BaseModule):
                 self.backbone_queue.dtype)
         self.queue_ptr[0] = (ptr + global_batch) % self.queue_len
 
+    def _queue_shape_message(self, name: str, saved: tuple, own: tuple) -> str:
+        origin = self.checkpoint_origin
+        resume = (f'Resume with the same model.head settings (e.g. '
+                  f'--cfg-options model.head.queue_len={saved[1]})')
+        fresh = ('to start new queues from its weights, make it backbone-only '
+                 'with tools/model_converters/extract_backbone.py CKPT OUT and '
+                 'set load_from=OUT')
+        if origin.startswith('--resume'):
+            fix = f'{resume}, or, {fresh} (without --resume).'
+        elif origin.startswith('load_from'):
+            fix = (f'load_from restores the queues too: {fresh}, or use the '
+                   f'same model.head settings (e.g. --cfg-options '
+                   f'model.head.queue_len={saved[1]}).')
+        else:
+            fix = f'{resume}, or, {fresh}.'
+        return (f'{origin}: its {name} has shape {saved} but this model\'s '
+                f'has {own}: queue_len / feat_dim / backbone_dim differ from '
+                f'the run that saved it. {fix}')
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
         # mmengine's loader only *warns* about shape mismatches when strict=False (as in
@@ -194,15 +216,9 @@ class DualQueueHead(BaseModule):
             if saved is None or not hasattr(self, name):
                 continue
             if saved.shape != getattr(self, name).shape:
-                raise ValueError(
-                    f'The checkpoint\'s {prefix}{name} has shape '
-                    f'{tuple(saved.shape)} but this model\'s has '
-                    f'{tuple(getattr(self, name).shape)}: queue_len / '
-                    f'feat_dim / backbone_dim differ from the run that saved '
-                    f'it. Resume with the same model.head settings (e.g. '
-                    f'--cfg-options model.head.queue_len={saved.shape[1]}), '
-                    f'or use load_from with a backbone-only checkpoint to '
-                    f'start new queues.')
+                raise ValueError(self._queue_shape_message(
+                    prefix + name, tuple(saved.shape),
+                    tuple(getattr(self, name).shape)))
         if (self.use_knn and prefix + 'key_queue' in state_dict
                 and prefix + 'backbone_queue' not in state_dict):
             print_log(
