@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Same launcher and environment variables (NNODES, NODE_RANK, MASTER_ADDR, PORT, PYTHON) as
+# tools/dist_train.sh; see docs/distributed.md.
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
@@ -10,7 +12,7 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PY="${PYTHON:-python}"
+source "$ROOT/tools/find_python.sh"
 
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 "$PY" -m torch.distributed.run \
