@@ -99,7 +99,8 @@ def test_fewer_images_than_one_global_batch_stops(demo_root, tmp_path):
     assert code != 0
     assert 'The training set has 5 images' in out
     assert '8 per process x 1 process(es) = 8' in out
-    assert 'train_dataloader.batch_size=5' in out
+    # the largest batch <= 5 whose global batch divides K = 64
+    assert 'train_dataloader.batch_size=4 (a divisor of model.head.queue_len=64)' in out
     assert not os.path.exists(tmp_path / 'epoch_1.pth')  # nothing saved
 
 

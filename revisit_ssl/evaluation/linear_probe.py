@@ -13,6 +13,8 @@ The regularisation strength ``lambda`` here is scikit-learn's ``1 / C``: the obj
 ``sum_i loss_i + lambda / 2 * ||W||^2``. Features are standardised (zero mean, unit variance,
 statistics of the fitting set) first, which L-BFGS needs to converge in a few hundred steps.
 """
+import sys
+import time
 import warnings
 from typing import Optional, Sequence, Tuple
 
@@ -26,8 +28,28 @@ from .average_precision import voc_average_precision
 
 __all__ = [
     'l2_strength_grid', 'holdout_split', 'select_l2_strength',
-    'logistic_probe', 'voc_logistic_probe', 'summarise_class_aps'
+    'logistic_probe', 'voc_logistic_probe', 'summarise_class_aps', 'progress_line'
 ]
+
+
+def progress_line(enabled: bool, step: int, total: int, what: str, text: str,
+                  start: float) -> None:
+    """One line ``<what> <step>/<total>: <text> (<seconds since start> s)`` on stderr.
+
+    The sweeps fit tens to hundreds of classifiers without output for minutes; a line per
+    step (not a redrawn bar) also stays readable in a log file.
+
+    Args:
+        enabled (bool): False prints nothing.
+        step (int): 1-based step number.
+        total (int): Number of steps.
+        what (str): Name of the loop, e.g. ``'L2 sweep'``.
+        text (str): Result of the step.
+        start (float): ``time.perf_counter()`` when the loop started.
+    """
+    if enabled:
+        print(f'{what} {step}/{total}: {text} ({time.perf_counter() - start:.1f} s)',
+              file=sys.stderr, flush=True)
 
 
 def l2_strength_grid(num: int = 45,
@@ -87,7 +109,8 @@ def select_l2_strength(fit_x: np.ndarray,
                        val_x: np.ndarray,
                        val_y: np.ndarray,
                        strengths: Sequence[float],
-                       max_iter: int = 1000) -> dict:
+                       max_iter: int = 1000,
+                       progress: bool = True) -> dict:
     """Fit one multinomial probe per L2 strength; pick the best validation top-1.
 
     Args:
@@ -97,6 +120,8 @@ def select_l2_strength(fit_x: np.ndarray,
         val_y (np.ndarray): ``(M,)`` validation labels.
         strengths (Sequence[float]): Candidate ``lambda`` values, strongest first.
         max_iter (int): L-BFGS iterations per fit. Defaults to 1000.
+        progress (bool): Print one ``L2 sweep i/n`` line per strength to stderr. Defaults
+            to True.
 
     Returns:
         dict: ``best_l2`` (the strongest among equally good strengths), ``val_top1`` (list, %,
@@ -106,7 +131,8 @@ def select_l2_strength(fit_x: np.ndarray,
     fit_x, val_x = _scaled(fit_x, val_x)
     clf = LogisticRegression(max_iter=max_iter, warm_start=True)
     accs, not_converged = [], 0
-    for lam in strengths:
+    start = time.perf_counter()
+    for step, lam in enumerate(strengths, 1):
         clf.set_params(C=1.0 / lam)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always', ConvergenceWarning)
@@ -114,6 +140,8 @@ def select_l2_strength(fit_x: np.ndarray,
         not_converged += any(
             issubclass(w.category, ConvergenceWarning) for w in caught)
         accs.append(float((clf.predict(val_x) == val_y).mean() * 100))
+        progress_line(progress, step, len(strengths), 'L2 sweep',
+                      f'lambda={lam:.3g}, val top-1 {accs[-1]:.2f}%', start)
     best = int(np.argmax(accs))  # first maximum = strongest regularisation
     return dict(
         best_l2=float(strengths[best]),
@@ -130,7 +158,8 @@ def logistic_probe(train_x: np.ndarray,
                    strengths: Optional[Sequence[float]] = None,
                    holdout_fraction: float = 0.2,
                    max_iter: int = 1000,
-                   seed: int = 0) -> dict:
+                   seed: int = 0,
+                   progress: bool = True) -> dict:
     """Multinomial logistic-regression probe: choose ``lambda``, refit, report test top-1.
 
     Args:
@@ -146,6 +175,8 @@ def logistic_probe(train_x: np.ndarray,
         holdout_fraction (float): Share of train held out without ``val_x``. Defaults to 0.2.
         max_iter (int): L-BFGS iterations per fit. Defaults to 1000.
         seed (int): Seed of the holdout split. Defaults to 0.
+        progress (bool): Print one line per L2 strength of the sweep to stderr. Defaults
+            to True.
 
     Returns:
         dict: ``top1`` (test top-1 in %), ``best_l2``, ``l2_grid``, ``val_top1`` (per grid
@@ -160,12 +191,12 @@ def logistic_probe(train_x: np.ndarray,
             len(train_y), train_y, holdout_fraction, seed)
         sweep = select_l2_strength(train_x[fit_idx], train_y[fit_idx],
                                    train_x[hold_idx], train_y[hold_idx],
-                                   strengths, max_iter)
+                                   strengths, max_iter, progress)
         final_x, final_y = train_x, train_y
         selection = 'holdout of train'
     else:
         sweep = select_l2_strength(train_x, train_y, val_x, np.asarray(val_y),
-                                   strengths, max_iter)
+                                   strengths, max_iter, progress)
         final_x = np.concatenate([train_x, val_x])
         final_y = np.concatenate([train_y, val_y])
         selection = 'validation split'
@@ -197,7 +228,8 @@ def voc_logistic_probe(train_x: np.ndarray,
                        holdout_fraction: float = 0.2,
                        ap_method: str = 'area',
                        max_iter: int = 1000,
-                       seed: int = 0) -> dict:
+                       seed: int = 0,
+                       progress: bool = True) -> dict:
     """One binary logistic-regression probe per class (VOC07 classification), scored by AP.
 
     Per class, ``lambda`` is the grid value with the best AP on a random holdout of the
@@ -219,6 +251,8 @@ def voc_logistic_probe(train_x: np.ndarray,
             reported, this one picks ``lambda`` and is the headline ``mAP``. Defaults to 'area'.
         max_iter (int): L-BFGS iterations per fit. Defaults to 1000.
         seed (int): Seed of the holdout split. Defaults to 0.
+        progress (bool): Print one ``VOC07 probe class c/C`` line per class (its L2 sweep and
+            final fit) to stderr. Defaults to True.
 
     Returns:
         dict: ``mAP`` (headline, in %), ``mAP_11point`` and ``mAP_area`` (%), ``ap_method``,
@@ -234,13 +268,16 @@ def voc_logistic_probe(train_x: np.ndarray,
     fit_x, hold_x = _scaled(train_x[fit_idx], train_x[hold_idx])
     all_x, test_x = _scaled(train_x, test_x)
     per_class, not_converged = [], 0
-    for c in range(train_targets.shape[1]):
+    num_classes, start = train_targets.shape[1], time.perf_counter()
+    for c in range(num_classes):
         y = train_targets[:, c]
         entry = dict(num_train_positives=int(y.sum()))
         if y.all() or not y.any():
             entry.update(ap_11point=None, ap_area=None, best_l2=None,
                          note='train split has only one class value')
             per_class.append(entry)
+            progress_line(progress, c + 1, num_classes, 'VOC07 probe class',
+                          'skipped, the train split has only one label value', start)
             continue
         y_fit, y_hold = y[fit_idx], y[hold_idx]
         best_l2, selected = 1.0, False  # middle of the grid when no holdout choice
@@ -274,6 +311,9 @@ def voc_logistic_probe(train_x: np.ndarray,
             ap_area=voc_average_precision(scores, test_targets[:, c], ignore,
                                           'area'))
         per_class.append(entry)
+        progress_line(progress, c + 1, num_classes, 'VOC07 probe class',
+                      f'best lambda={best_l2:.3g}, test AP ({ap_method}) '
+                      f'{entry[f"ap_{ap_method}"] * 100:.2f}', start)
     return summarise_class_aps(per_class, ap_method, not_converged=not_converged)
 
 

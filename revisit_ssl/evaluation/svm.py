@@ -8,6 +8,7 @@ cost ``C`` of each class chosen by 3-fold cross-validated AP on the training spl
 ``trainval``), refitted on the whole training split and scored by AP on the test split.
 Difficult-only labels are negatives for training and are ignored in AP.
 """
+import time
 import warnings
 from typing import Optional, Sequence
 
@@ -18,7 +19,7 @@ from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 from .average_precision import voc_average_precision
-from .linear_probe import summarise_class_aps
+from .linear_probe import progress_line, summarise_class_aps
 
 __all__ = ['DEFAULT_SVM_COSTS', 'fit_voc_svm', 'voc_svm_benchmark']
 
@@ -58,7 +59,8 @@ def voc_svm_benchmark(train_x: np.ndarray,
                       num_folds: int = 3,
                       ap_method: str = 'area',
                       seed: int = 0,
-                      max_iter: int = 2000) -> dict:
+                      max_iter: int = 2000,
+                      progress: bool = True) -> dict:
     """Per-class SVMs with a cross-validated cost; test mAP.
 
     Args:
@@ -76,6 +78,8 @@ def voc_svm_benchmark(train_x: np.ndarray,
             Defaults to 'area'.
         seed (int): Seed of the fold split. Defaults to 0.
         max_iter (int): Solver iterations. Defaults to 2000.
+        progress (bool): Print one ``VOC SVM class c/C`` line per class (its cross-validated
+            cost sweep and final fit) to stderr. Defaults to True.
 
     Returns:
         dict: ``mAP`` (headline, %), ``mAP_11point``, ``mAP_area``, ``ap_method`` and
@@ -86,13 +90,16 @@ def voc_svm_benchmark(train_x: np.ndarray,
     train_targets = np.asarray(train_targets, dtype=bool)
     test_targets = np.asarray(test_targets, dtype=bool)
     per_class, not_converged = [], 0
-    for c in range(train_targets.shape[1]):
+    num_classes, start = train_targets.shape[1], time.perf_counter()
+    for c in range(num_classes):
         y = train_targets[:, c]
         entry = dict(num_train_positives=int(y.sum()))
         if y.all() or not y.any():
             entry.update(ap_11point=None, ap_area=None, best_cost=None,
                          note='train split has only one class value')
             per_class.append(entry)
+            progress_line(progress, c + 1, num_classes, 'VOC SVM class',
+                          'skipped, the train split has only one label value', start)
             continue
         folds = min(num_folds, int(y.sum()), int((~y).sum()))
         best_cost, cv_ap = 1.0, None
@@ -130,6 +137,10 @@ def voc_svm_benchmark(train_x: np.ndarray,
             ap_area=voc_average_precision(scores, test_targets[:, c], ignore,
                                           'area'))
         per_class.append(entry)
+        cv = f', {folds}-fold CV' if cv_ap is not None else ', no CV (too few positives)'
+        progress_line(progress, c + 1, num_classes, 'VOC SVM class',
+                      f'cost={best_cost:g}{cv}, test AP ({ap_method}) '
+                      f'{entry[f"ap_{ap_method}"] * 100:.2f}', start)
     return summarise_class_aps(
         per_class,
         ap_method,

@@ -95,7 +95,8 @@ def run_voc07(args, extractor, model_info, grid) -> dict:
         holdout_fraction=args.holdout_fraction,
         ap_method=args.ap_method,
         max_iter=args.max_iter,
-        seed=args.seed)
+        seed=args.seed,
+        progress=not args.no_progress)
     for entry, name in zip(result['per_class'], train.classes):
         entry['class'] = name
     data = dict(
@@ -143,7 +144,8 @@ def main(argv=None) -> dict:
             strengths=grid,
             holdout_fraction=args.holdout_fraction,
             max_iter=args.max_iter,
-            seed=args.seed)
+            seed=args.seed,
+            progress=not args.no_progress)
         num_classes = len(data_info['classes'])
         result = dict(
             tool='linear_probe',

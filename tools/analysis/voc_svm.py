@@ -95,7 +95,8 @@ def main(argv=None) -> dict:
         num_folds=args.folds,
         ap_method=args.ap_method,
         seed=args.seed,
-        max_iter=args.max_iter)
+        max_iter=args.max_iter,
+        progress=not args.no_progress)
     for entry, name in zip(bench['per_class'], train.classes):
         entry['class'] = name
     result = dict(

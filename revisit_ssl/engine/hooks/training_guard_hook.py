@@ -130,6 +130,13 @@ class TrainingGuardHook(Hook):
         dataset = loader.dataset
         batch, world = loader.batch_size, runner.world_size
         per_rank = math.ceil(len(dataset) / world)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        queue_len = getattr(getattr(model, 'head', None), 'queue_len', None)
+        # the largest batch that fits and keeps the queue a whole number of global batches
+        fits = max((b for b in range(1, per_rank + 1)
+                    if queue_len is None or queue_len % (b * world) == 0),
+                   default=1)
         raise EmptyEpochError(
             f'The training set has {len(dataset)} images '
             f'({type(dataset).__name__}'
@@ -139,9 +146,9 @@ class TrainingGuardHook(Hook):
             f'with drop_last={loader.drop_last} (the queues take whole global '
             f'batches), an epoch would have 0 iterations and nothing would be '
             f'trained. Add images, or lower the batch: --cfg-options '
-            f'train_dataloader.batch_size={max(1, per_rank)} (and '
-            f'model.head.queue_len to a multiple of the new global batch; '
-            f'scale the lr with --auto-scale-lr).')
+            f'train_dataloader.batch_size={fits}'
+            + (f' (a divisor of model.head.queue_len={queue_len})'
+               if queue_len else '') + '.')
 
     def _repair_last_checkpoint(self, runner) -> None:
         work_dir = runner.work_dir
