@@ -31,16 +31,16 @@ def load(path):
 def test_resume_is_bit_exact(demo_root, tmp_path):
     """2 epochs in one go == 1 epoch, stop, --resume, 1 more epoch (weights, queues, optimizer).
 
-    Bit-exact needs the augmentation random streams to restart identically: mmengine seeds
-    dataloader workers with (seed, rank, worker id) every time they start, so with
-    ``persistent_workers=False`` each epoch's stream is the same whether or not the run was
-    resumed. Persistent workers (the speed default) carry their stream across epochs, and a
-    resumed run restarts it: the only difference is then which random crops are drawn.
+    With the recipe's loader: persistent workers (2 here). mmengine seeds each worker once
+    from (seed, rank, worker id), so a persistent worker's random stream runs on across
+    epochs and a resumed run would restart it; PerSampleSeedSampler (the recipe's sampler)
+    draws every sample's augmentations from (seed, epoch, index) instead, whichever worker
+    loads it and whatever it loaded before.
     """
     options = [
         f'train_dataloader.dataset.data_root={demo_root}',
-        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=1',
-        'train_dataloader.persistent_workers=False',
+        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=2',
+        'train_dataloader.persistent_workers=True',  # the recipe's default
         'train_dataloader.dataset.indices=16', 'model.head.queue_len=64',
         'model.head.knn_k=4', 'custom_hooks=[]',
         'default_hooks.checkpoint.interval=1'
@@ -77,28 +77,20 @@ def test_resume_is_bit_exact(demo_root, tmp_path):
 
 # ----------------------------------------------------------------------------- 2 ranks
 
-# GroupNorm and a deterministic pipeline make one process with batch 16 and two processes
-# with batch 8 compute the same thing (BN statistics would differ per rank, shuffle-BN
-# permutes the key batch and each rank draws its own random crops).
+# GroupNorm makes one process with batch 16 and two processes with batch 8 compute the same
+# thing (BN statistics would differ per rank, and shuffle-BN permutes the key batch). The
+# recipe's random views (CC crops, A+) included: PerSampleSeedSampler draws a sample's views
+# from (seed, epoch, index), so they do not depend on the rank or batch that loads it.
 EXACT_CFG = """
 _base_ = ['{root}/configs/knn_moco_demo.py']
 model = dict(
-    num_small_crops=0,
     backbone=dict(norm_cfg=dict(type='GN', num_groups=8)),
     head=dict(queue_len=64, knn_k=4))
 train_dataloader = dict(
     batch_size={batch},
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(
-        data_root='{data}',
-        indices=16,
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='MultiView', num_views=2,
-                 transforms=[[dict(type='Resize', scale=(32, 32))]]),
-            dict(type='PackInputs'),
-        ]))
+    dataset=dict(data_root='{data}', indices=16))
 train_cfg = dict(max_epochs=2)
 custom_hooks = []
 default_hooks = dict(checkpoint=dict(interval=100))
