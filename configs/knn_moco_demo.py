@@ -25,6 +25,24 @@ model = dict(
     neck=dict(in_channels=256, hid_channels=256),
     head=dict(queue_len=256, backbone_dim=256))
 
+# The main recipe's view transforms with the blur scaled to the crops: (0.1, 2.0) x 32 / 224.
+view_transforms = [
+    dict(
+        type='RandomApply',
+        transforms=[
+            dict(
+                type='FastColorJitter',
+                brightness=0.4,
+                contrast=0.4,
+                saturation=0.4,
+                hue=0.1)
+        ],
+        prob=0.8),
+    dict(type='FastRandomGrayscale', prob=0.2),
+    dict(type='FastGaussianBlur', sigma=(0.014, 0.29), prob=0.5),
+    dict(type='FastRandomFlip', prob=0.5),
+]
+
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
@@ -36,12 +54,14 @@ train_dataloader = dict(
             dict(
                 type='ConstrainedMultiCrop',
                 large_size=large_size,
-                small_size=small_size),
-            # (0.1, 2.0) x 32 / 224
+                small_size=small_size,
+                backend='torch'),
             dict(
                 type='MultiCropViewAugment',
                 a_plus=True,
-                blur_sigma=(0.014, 0.29)),
+                key_transforms=view_transforms,
+                positive_transforms=view_transforms,
+                auto_augment_transforms={{_base_.auto_augment_transforms}}),
             dict(type='PackInputs'),
         ]))
 

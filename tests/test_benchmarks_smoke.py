@@ -84,3 +84,24 @@ def test_emulated_search_rounds_like_the_storage_dtype(dtype):
     # ties in the rounded values may be broken either way: compare the selected values
     assert torch.equal(sims.gather(1, got), sims.topk(4, dim=1).values)
     assert qp.agreement(got, got, sims.float())['overlap'] == 100
+
+
+def test_pipeline_throughput_release_mode_prints_both_rates_and_the_ratio():
+    out = run_script('pipeline_throughput.py', '--num-images', '3', '--rounds', '2')
+    rates = dict(re.findall(r'^(fast \(config\)|release-style)\s+([0-9.]+)', out, flags=re.M))
+    assert set(rates) == {'fast (config)', 'release-style'}, out
+    assert all(float(r) > 0 for r in rates.values())
+    (ratio, ) = re.findall(r'^ratio fast/release = ([0-9.]+) \(median', out, flags=re.M)
+    assert float(ratio) > 0 and 'target >= 1.5' in out
+
+
+def test_pipeline_throughput_memory_and_decode_modes():
+    out = run_script('pipeline_throughput.py', '--mode', 'memory', '--num-images', '3',
+                     '--memory-images', '40')
+    growth = re.search(r'^RSS after warm-up ([0-9.]+) MiB, at the end ([0-9.]+) MiB, '
+                       r'growth ([-+0-9.]+) MiB', out, flags=re.M)
+    assert growth and float(growth.group(1)) > 10, out
+    out = run_script('pipeline_throughput.py', '--mode', 'decode', '--num-images', '3',
+                     '--rounds', '2')
+    assert re.search(r'^cv2.imdecode\s+[0-9.]+ ms/image', out, flags=re.M), out
+    assert re.search(r'PIL convert\(RGB\) \(the release\)\s+-> 32x64 \(as stored\)', out), out

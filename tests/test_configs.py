@@ -284,7 +284,8 @@ def test_demo_inherits_the_main_recipe_and_overrides_only_cpu_settings():
     allowed_prefixes = ('model.backbone.depth', 'model.backbone.stem_channels',
                         'model.backbone.base_channels', 'model.neck.', 'model.head.',
                         'model.knn_warmup_epochs', 'pipeline.1.large_size',
-                        'pipeline.1.small_size', 'pipeline.2.blur_sigma',
+                        'pipeline.1.small_size', 'pipeline.2.key_transforms.2.sigma',
+                        'pipeline.2.positive_transforms.2.sigma',
                         'optim.optimizer.lr', 'sched.0.', 'epochs')
     assert differs and all(k.startswith(allowed_prefixes) for k in differs), \
         differs
@@ -297,11 +298,14 @@ def test_demo_inherits_the_main_recipe_and_overrides_only_cpu_settings():
     assert demo['optim.optimizer.lr'] == pytest.approx(
         main['optim.optimizer.lr'] * demo_cfg.train_dataloader.batch_size /
         demo_cfg.auto_scale_lr.base_batch_size)
-    # sizes scaled from the main recipe: small / large crop ratio and blur sigma per pixel
+    # sizes scaled from the main recipe: small / large crop ratio and blur sigma per pixel,
+    # the blur set in the spelled-out view transforms (no special argument)
     scale = demo['pipeline.1.large_size'] / 224  # MoCo-v2's sigma range is for 224 px
-    assert main['pipeline.2.blur_sigma'] is None  # i.e. MoCo-v2's (0.1, 2.0)
-    assert demo['pipeline.2.blur_sigma'] == pytest.approx((0.1 * scale, 2.0 * scale),
-                                                          rel=0.03)
+    for pipeline in ('key_transforms', 'positive_transforms'):
+        key = f'pipeline.2.{pipeline}.2.sigma'
+        assert tuple(main[key]) == (0.1, 2.0)  # MoCo-v2's
+        assert tuple(demo[key]) == pytest.approx((0.1 * scale, 2.0 * scale), rel=0.03)
+    assert demo['pipeline.2.blur_sigma'] is None and main['pipeline.2.blur_sigma'] is None
     assert (demo['pipeline.1.small_size'] / demo['pipeline.1.large_size'] ==
             pytest.approx(main['pipeline.1.small_size'] / main['pipeline.1.large_size'],
                           rel=0.05))
@@ -322,3 +326,47 @@ def test_a_config_elsewhere_can_inherit_and_override_one_field(tmp_path):
     assert cfg.model.head.knn_k == 10
     assert cfg.model.head.knn_weight == 0.4
     assert cfg.train_dataloader.dataset.pipeline[1].constrained is True
+
+
+# ----------------------------------------------------------------------------- fast path
+
+#: Transform types that round-trip through PIL images or float (the previous, slow path).
+SLOW_TYPES = {'HueSafeColorJitter', 'ColorJitter', 'GaussianBlur', 'RandomGrayscale',
+              'AutoAugment', 'RandomFlip'}
+
+
+def _types(obj):
+    if isinstance(obj, dict):
+        if 'type' in obj:
+            yield obj['type']
+        for value in obj.values():
+            yield from _types(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _types(value)
+
+
+@pytest.mark.parametrize('rel', PRETRAIN_CONFIGS)
+def test_pretrain_configs_spell_out_the_fast_view_pipeline(rel):
+    cfg = load(rel)
+    pipeline = _pipeline_of(cfg.train_dataloader.dataset)
+    crop = [t for t in pipeline if t['type'] == 'ConstrainedMultiCrop'][0]
+    assert crop['backend'] == 'torch', rel
+    (augment, ) = [t for t in pipeline if t['type'] == 'MultiCropViewAugment']
+    # every view's transforms are in the config, so a dump shows them
+    for key in ('key_transforms', 'positive_transforms', 'auto_augment_transforms'):
+        assert augment.get(key), (rel, key)
+    types = set(_types(list(pipeline)))
+    assert not types & SLOW_TYPES, (rel, types & SLOW_TYPES)
+    assert {'FastColorJitter', 'FastRandomGrayscale', 'FastGaussianBlur', 'FastRandomFlip',
+            'FastAutoAugment'} <= types, rel
+    assert 'blur_sigma' not in augment, rel
+
+
+def test_one_view_operation_changes_from_the_command_line():
+    cfg = load('configs/knn_moco_coco.py')
+    cfg.merge_from_dict({'train_dataloader.dataset.pipeline.2.key_transforms.2.sigma':
+                         (0.5, 1.0)})
+    augment = cfg.train_dataloader.dataset.pipeline[2]
+    assert tuple(augment.key_transforms[2].sigma) == (0.5, 1.0)
+    assert tuple(augment.positive_transforms[2].sigma) == (0.1, 2.0)

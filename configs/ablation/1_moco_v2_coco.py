@@ -11,8 +11,13 @@ _base_ = [
 model = dict(momentum=0.001, num_small_crops=0, head=dict(use_knn=False))
 train_pipeline = [
     dict(type='StrictLoadImageFromFile'),
-    dict(type='ConstrainedMultiCrop', large_size=224, num_small=0),
-    dict(type='MultiCropViewAugment', a_plus=False),
+    dict(type='ConstrainedMultiCrop', large_size=224, num_small=0, backend='torch'),
+    dict(
+        type='MultiCropViewAugment',
+        a_plus=False,
+        key_transforms={{_base_.view_transforms}},
+        positive_transforms={{_base_.view_transforms}},
+        auto_augment_transforms={{_base_.auto_augment_transforms}}),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

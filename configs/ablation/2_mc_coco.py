@@ -4,7 +4,12 @@ _base_ = ['./1_moco_v2_coco.py']
 model = dict(num_small_crops=4)
 train_dataloader = dict(dataset=dict(pipeline=[
     dict(type='StrictLoadImageFromFile'),
-    dict(type='ConstrainedMultiCrop', num_small=4, constrained=False),
-    dict(type='MultiCropViewAugment', a_plus=False),
+    dict(type='ConstrainedMultiCrop', num_small=4, constrained=False, backend='torch'),
+    dict(
+        type='MultiCropViewAugment',
+        a_plus=False,
+        key_transforms={{_base_.view_transforms}},
+        positive_transforms={{_base_.view_transforms}},
+        auto_augment_transforms={{_base_.auto_augment_transforms}}),
     dict(type='PackInputs'),
 ]))

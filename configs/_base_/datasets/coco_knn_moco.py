@@ -8,6 +8,31 @@ data/coco/
     000000000009.jpg
     ..."""
 
+# MoCo-v2's augmentations of one view, the release's torchvision ops (ColorJitter,
+# RandomGrayscale, PIL GaussianBlur, RandomHorizontalFlip) computed in uint8 on the crops'
+# arrays (revisit_ssl/datasets/transforms/fast_view_transforms.py; docs/transforms.md).
+view_transforms = [
+    dict(
+        type='RandomApply',
+        transforms=[
+            dict(
+                type='FastColorJitter',
+                brightness=0.4,
+                contrast=0.4,
+                saturation=0.4,
+                hue=0.1)
+        ],
+        prob=0.8),
+    dict(type='FastRandomGrayscale', prob=0.2),
+    dict(type='FastGaussianBlur', sigma=(0.1, 2.0), prob=0.5),  # sigma in px, for 224 px
+    dict(type='FastRandomFlip', prob=0.5),
+]
+# A+'s other branch: flip + torchvision's AutoAugment (ImageNet policy), as the release.
+auto_augment_transforms = [
+    dict(type='FastRandomFlip', prob=0.5),
+    dict(type='FastAutoAugment', policy='imagenet'),
+]
+
 train_pipeline = [
     dict(type='StrictLoadImageFromFile'),
     dict(
@@ -19,8 +44,14 @@ train_pipeline = [
         small_size=96,
         small_scale=(0.05, 0.14),
         constrained=True,  # CC; False = plain multi-crop (MC)
-        min_overlap=0.2),
-    dict(type='MultiCropViewAugment', a_plus=True),  # A+ on query and small crops
+        min_overlap=0.2,
+        backend='torch'),  # antialiased like Pillow, faster
+    dict(
+        type='MultiCropViewAugment',
+        a_plus=True,  # A+ on query and small crops; the key always gets view_transforms
+        key_transforms=view_transforms,
+        positive_transforms=view_transforms,
+        auto_augment_transforms=auto_augment_transforms),
     dict(type='PackInputs'),
 ]
 
@@ -30,7 +61,7 @@ train_dataloader = dict(
     num_workers=8,
     drop_last=True,  # the queue takes whole global batches
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='PerSampleSeedSampler', shuffle=True),  # views from (seed, epoch, index)
     collate_fn=dict(type='default_collate'),  # views of two sizes stay separate tensors
     dataset=dict(
         type='CustomDataset',

@@ -59,7 +59,12 @@ class MultiCropViewAugment(BaseTransform):
             default pipelines, for crops much smaller than 224 px (the demo's 32-px crops use
             ``(0.014, 0.29)``, MoCo-v2's range times 32 / 224). None keeps MoCo-v2's
             ``(0.1, 2.0)``. It only changes the default pipelines, so giving it together with
-            both ``key_transforms`` and ``positive_transforms`` is an error.
+            both ``key_transforms`` and ``positive_transforms`` is an error. The configs set
+            the blur in their spelled-out lists instead (``FastGaussianBlur`` ``sigma``).
+        auto_augment_transforms (list[dict | callable], optional): The AutoAugment branch of
+            A+ (used only with ``a_plus=True``). Defaults to
+            :func:`auto_augment_view_transforms`. The configs spell out all three lists with
+            the fast transforms (``FastColorJitter`` ..., ``FastAutoAugment``).
     """
 
     def __init__(self,
@@ -68,7 +73,8 @@ class MultiCropViewAugment(BaseTransform):
                  key_transforms: Optional[List] = None,
                  positive_transforms: Optional[List] = None,
                  key_index: int = 1,
-                 blur_sigma: Optional[Sequence[float]] = None) -> None:
+                 blur_sigma: Optional[Sequence[float]] = None,
+                 auto_augment_transforms: Optional[List] = None) -> None:
         super().__init__()
         if (blur_sigma is not None and key_transforms is not None
                 and positive_transforms is not None):
@@ -89,7 +95,8 @@ class MultiCropViewAugment(BaseTransform):
         self.key_pipeline = build_view_pipeline(key_transforms)
         if self.a_plus:
             self.positive_pipeline = RandomChoiceAutoAugment(
-                prob=a_plus_prob, standard_transforms=positive_transforms)
+                prob=a_plus_prob, standard_transforms=positive_transforms,
+                auto_augment_transforms=auto_augment_transforms)
         else:
             self.positive_pipeline = build_view_pipeline(positive_transforms)
 

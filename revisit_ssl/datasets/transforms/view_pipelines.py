@@ -14,8 +14,9 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import TRANSFORMS
 
 __all__ = [
-    'moco_v2_view_transforms', 'auto_augment_view_transforms',
-    'build_view_pipeline', 'check_blur_sigma', 'MOCO_V2_BLUR_SIGMA'
+    'moco_v2_view_transforms', 'auto_augment_view_transforms', 'fast_moco_v2_view_transforms',
+    'fast_auto_augment_view_transforms', 'build_view_pipeline', 'check_blur_sigma',
+    'MOCO_V2_BLUR_SIGMA'
 ]
 
 #: MoCo-v2's Gaussian-blur sigma range in pixels, meant for 224-px crops.
@@ -129,4 +130,46 @@ def auto_augment_view_transforms() -> List[dict]:
     return [
         dict(type='RandomFlip', prob=0.5),
         dict(type='AutoAugment', policies='imagenet'),
+    ]
+
+
+def fast_moco_v2_view_transforms(
+        blur_sigma: Sequence[float] = MOCO_V2_BLUR_SIGMA) -> List[dict]:
+    """MoCo-v2's augmentations of one view with the fast uint8 transforms (the configs' path).
+
+    The release's torchvision pipeline, op for op: ``FastColorJitter(0.4, 0.4, 0.4, 0.1)``
+    with p=0.8, ``FastRandomGrayscale`` p=0.2, ``FastGaussianBlur`` sigma in ``blur_sigma``
+    with p=0.5, ``FastRandomFlip`` p=0.5. ``configs/_base_/datasets/coco_knn_moco.py`` spells
+    out the same list.
+
+    Args:
+        blur_sigma (Sequence[float]): ``(min, max)`` blur sigma in pixels (see
+            :func:`check_blur_sigma`). Defaults to ``(0.1, 2.0)``.
+
+    Returns:
+        list[dict]: Transform configs.
+    """
+    return [
+        dict(
+            type='RandomApply',
+            transforms=[
+                dict(type='FastColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
+                     hue=0.1)
+            ],
+            prob=0.8),
+        dict(type='FastRandomGrayscale', prob=0.2),
+        dict(type='FastGaussianBlur', sigma=check_blur_sigma(blur_sigma), prob=0.5),
+        dict(type='FastRandomFlip', prob=0.5),
+    ]
+
+
+def fast_auto_augment_view_transforms() -> List[dict]:
+    """The A+ branch with the fast transforms: flip (p=0.5), torchvision's ImageNet AutoAugment.
+
+    Returns:
+        list[dict]: Transform configs.
+    """
+    return [
+        dict(type='FastRandomFlip', prob=0.5),
+        dict(type='FastAutoAugment', policy='imagenet'),
     ]
