@@ -65,8 +65,8 @@ train_dataloader = dict(
             dict(type='PackInputs'),
         ]))
 
-# lr 0.3 x 32 / 256, cosine over the 40 epochs
-optim_wrapper = dict(optimizer=dict(lr=0.0375))
+# lr: the recipe's 0.3 per 256 images, scaled by auto_scale_lr to 0.0375 for batch 32;
+# cosine over the 40 epochs
 param_scheduler = [
     dict(
         type='CosineAnnealingLR',

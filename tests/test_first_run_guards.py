@@ -73,11 +73,16 @@ def assert_same_weights(a, b):
 
 
 @pytest.fixture(scope='module')
-def pretrained(demo_root, tmp_path_factory):
-    """One straight 2-epoch run: ``epoch_1.pth`` and ``epoch_2.pth``."""
+def pretrained_run(demo_root, tmp_path_factory):
+    """One straight 2-epoch run: ``epoch_1.pth``, ``epoch_2.pth`` and its output."""
     work_dir = tmp_path_factory.mktemp('straight')
-    train(work_dir, options(demo_root))
-    return work_dir
+    _, out = train(work_dir, options(demo_root))
+    return work_dir, out
+
+
+@pytest.fixture(scope='module')
+def pretrained(pretrained_run):
+    return pretrained_run[0]
 
 
 def build_model(**overrides):
@@ -333,6 +338,36 @@ def test_amp_without_cuda_stops_before_the_config_dump(demo_root, tmp_path):
     assert 'ERROR: --amp (AmpOptimWrapper) needs a CUDA GPU' in out
     assert 'Config:' not in out  # stopped before the Runner was built
     assert out.count('\n') <= 3
+
+
+# ----------------------------------------------------------------- the lr at any batch
+
+
+def test_run_logs_the_lr_scaled_to_its_batch(pretrained_run):
+    # the recipe's 0.3 per 256 images, at batch 8 on one process
+    assert ('Learning rate 0.009375 for a global batch of 8 (8 per process x 1 '
+            'process(es)); the config\'s lr 0.3 is for a global batch of 256, '
+            'scaled linearly by auto_scale_lr') in pretrained_run[1]
+
+
+@pytest.mark.parametrize('world_size, lr', [(1, 0.15), (2, 0.3)])
+def test_recipe_lr_scales_with_the_global_batch(demo_root, tmp_path,
+                                                world_size, lr):
+    from unittest import mock
+
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/knn_moco_coco.py'))
+    cfg.train_dataloader.dataset.data_root = demo_root
+    cfg.train_dataloader.dataset.data_prefix = 'train'
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.work_dir = str(tmp_path)
+    assert cfg.train_dataloader.batch_size == 128
+    runner = Runner.from_cfg(cfg)
+    with mock.patch.object(Runner, 'world_size', new=world_size):
+        optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+        runner.scale_lr(optim_wrapper, runner.auto_scale_lr)
+    assert optim_wrapper.get_lr()['lr'] == [pytest.approx(lr)]
 
 
 # ----------------------------------------------------------------- crash safety

@@ -50,8 +50,9 @@ def parse_args():
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='scale the learning rate linearly with the actual batch size '
-        '(auto_scale_lr.base_batch_size in the config)')
+        help='scale the learning rate linearly with the actual global batch '
+        '(auto_scale_lr.base_batch_size in the config); the pretraining '
+        'configs enable this themselves')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

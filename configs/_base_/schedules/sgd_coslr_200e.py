@@ -5,5 +5,7 @@ _base_ = 'mmpretrain::_base_/schedules/imagenet_sgd_coslr_200e.py'
 
 optim_wrapper = dict(optimizer=dict(lr=0.3))
 
-# Scale the lr linearly for other batch sizes (tools/train.py --auto-scale-lr).
-auto_scale_lr = dict(base_batch_size=256)
+# lr 0.3 is for a global batch of 256: mmengine scales it linearly to the actual global batch
+# (batch per process x processes), e.g. 1 x 128 -> 0.15, 2 x 128 -> 0.3; the guard hook logs
+# the lr the run uses. enable=False trains with the lr as written.
+auto_scale_lr = dict(base_batch_size=256, enable=True)

@@ -104,6 +104,7 @@ class TrainingGuardHook(Hook):
 
     def before_run(self, runner) -> None:
         self._check_epoch_has_iterations(runner)
+        self._log_learning_rate(runner)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         origin = self._checkpoint_origin(runner)
@@ -120,6 +121,31 @@ class TrainingGuardHook(Hook):
             return (f'--resume {load_from}' if load_from else
                     f'--resume (the latest checkpoint in {runner.work_dir})')
         return f'load_from={load_from}' if load_from else None
+
+    @staticmethod
+    def _log_learning_rate(runner) -> None:
+        """Say which lr the run uses: after mmengine's ``auto_scale_lr``, before any step."""
+        loader = getattr(runner.train_loop, 'dataloader', None)
+        optim_wrapper = getattr(runner, 'optim_wrapper', None)
+        if loader is None or not hasattr(optim_wrapper, 'get_lr'):
+            return
+        lrs = sorted({round(lr, 10) for group in optim_wrapper.get_lr().values()
+                      for lr in group})
+        batch, world = loader.batch_size, runner.world_size
+        scale = runner.cfg.get('auto_scale_lr') or {}
+        written = runner.cfg.get('optim_wrapper', {}).get('optimizer',
+                                                          {}).get('lr')
+        if scale.get('enable', False):
+            how = (f'the config\'s lr {written} is for a global batch of '
+                   f'{scale["base_batch_size"]}, scaled linearly by '
+                   f'auto_scale_lr')
+        else:
+            how = 'auto_scale_lr is off: the lr as the config writes it'
+        print_log(
+            f'Learning rate {", ".join(f"{lr:g}" for lr in lrs)} for a global '
+            f'batch of {batch * world} ({batch} per process x {world} '
+            f'process(es)); {how}.',
+            logger='current')
 
     @staticmethod
     def _check_epoch_has_iterations(runner) -> None:
