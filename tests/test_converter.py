@@ -346,6 +346,28 @@ def test_cli_summary(tmp_path):
     assert f'{params:,}' in ok.stdout
 
 
+def test_summary_gives_the_widths_of_a_narrow_backbone(tmp_path):
+    """The half-width demo net is no torchvision resnet18: the summary says how to build it."""
+    from mmpretrain.models import ResNet
+    narrow = ResNet(depth=18, stem_channels=32, base_channels=32).state_dict()
+    state = OrderedDict((f'backbone.{k}', v) for k, v in narrow.items())
+    state.update((f'momentum_encoder.module.0.{k}', v.clone()) for k, v in narrow.items())
+    state['head.key_queue'] = torch.zeros(128, 16)
+    src = save_mmengine_checkpoint(str(tmp_path / 'demo.pth'), state)
+    summary = extract_backbone.convert(src, str(tmp_path / 'out.pth'))
+    assert (summary['depth'], summary['stem_channels'], summary['base_channels'],
+            summary['feature_dim']) == (18, 32, 32, 256)
+    text = extract_backbone.format_summary(summary, 'out.pth')
+    assert 'Backbone   : ResNet-18' not in text
+    assert 'stem 32 / base 32 channels, 256-d features' in text
+    assert 'ResNet(depth=18, stem_channels=32, base_channels=32)' in text
+    # standard widths: the usual name, with the widths
+    full = extract_backbone.convert(make_knn_moco_checkpoint(str(tmp_path / 'r50.pth'), 50),
+                                    str(tmp_path / 'r50_out.pth'))
+    assert extract_backbone.format_summary(full, 'x').splitlines()[3] == (
+        'Backbone   : ResNet-50 (stem 64 / base 64 channels, 2048-d features)')
+
+
 def test_cli_refusal_is_one_clear_line(tmp_path, capsys):
     bad = str(tmp_path / 'bad.pth')
     torch.save({'state_dict': {'conv1.weight': torch.zeros(1)}}, bad)

@@ -1,6 +1,7 @@
 """revisit_ssl.downstream: depth head / loss, NYUD datasets, PretrainedInitCheckHook."""
 import logging
 import os.path as osp
+import re
 import sys
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ from revisit_ssl.downstream import (ASPPDepthHead, DepthMSELoss,
                                     PretrainedInitCheckHook,
                                     find_pretrained_inits)
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)
@@ -220,3 +222,54 @@ def test_hook_detects_weights_that_did_not_arrive(tmp_path):
         hook.before_train(_runner(tmp_path, model, cfg))
     # resumed / load_from runs replace the init on purpose: not checked
     hook.before_train(_runner(tmp_path, model, cfg, load_from='x.pth'))
+
+
+def _half_width_file(tmp_path):
+    """A converted half-width ResNet-18, as the demo pretraining (configs/knn_moco_demo.py)."""
+    from mmdet.models.backbones import ResNet
+    path = str(tmp_path / 'demo_backbone.pth')
+    state = ResNet(depth=18, stem_channels=32, base_channels=32).state_dict()
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    return path
+
+
+def test_hook_names_the_c4_head_that_cannot_take_a_narrow_backbone(tmp_path):
+    """mmdet's ResLayer (C4 res5 head) has no base_channels: stop before init, name DC5."""
+    from mmdet.models.backbones import ResNet
+    from mmdet.models.roi_heads.shared_heads import ResLayer
+    path = _half_width_file(tmp_path)
+    model = torch.nn.Module()
+    # the backbone matches the file; the head cannot (it builds 64-base-channel res5)
+    model.backbone = ResNet(depth=18, stem_channels=32, base_channels=32, num_stages=3,
+                            strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ))
+    model.roi_head = torch.nn.Module()
+    model.roi_head.shared_head = ResLayer(depth=18)
+    with pytest.raises(RuntimeError) as err:
+        PretrainedInitCheckHook().before_run(_runner(tmp_path, model, _model_cfg(path)))
+    msg = str(err.value)
+    assert msg.startswith("roi_head.shared_head is mmdet's ResLayer")
+    assert 'no stem_channels / base_channels' in msg and '32 base channels' in msg
+    named = re.findall(r'configs/[\w./-]+\.py', msg)
+    assert any('dc5' in p for p in named) and any('/demo/' in p for p in named)
+    for rel in named:
+        assert osp.isfile(osp.join(ROOT, rel)), rel
+    # the same C4 model is fine with a full-width file
+    full = str(tmp_path / 'full.pth')
+    torch.save({'state_dict': ResNet(depth=18).state_dict()}, full)
+    model.backbone = ResNet(depth=18, num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1),
+                            out_indices=(2, ))
+    PretrainedInitCheckHook().before_run(_runner(tmp_path, model, _model_cfg(full)))
+
+
+def test_hook_rejects_a_backbone_of_another_width(tmp_path):
+    from mmdet.models.backbones import ResNet
+    path = _half_width_file(tmp_path)
+    model = torch.nn.Module()
+    model.backbone = ResNet(depth=18)  # 64 channels: every key present, shapes differ
+    cfg = dict(type='Det', backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=path)))
+    with pytest.raises(RuntimeError) as err:
+        PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    msg = str(err.value)
+    assert 'backbone: ' in msg and 'other shapes' in msg
+    assert 'conv1.weight: file (32, 3, 7, 7), model (64, 3, 7, 7)' in msg
+    assert 'model.backbone.stem_channels=32 model.backbone.base_channels=32' in msg

@@ -299,6 +299,24 @@ def test_voc_svm(trained_run, voc_root, tmp_path):
         ])
 
 
+@pytest.mark.parametrize('name, args', [
+    ('voc_svm', []),
+    ('linear_probe', ['--voc07']),
+    ('segment_retrieval', []),
+])
+def test_voc_tools_name_their_own_flag_when_the_tree_is_missing(
+        name, args, trained_run, tmp_path):
+    """The VOC tools take --voc-root (not --data-root); the error must say so."""
+    missing = str(tmp_path / 'no_voc')
+    with pytest.raises(FileNotFoundError) as err:
+        tool(name).main([
+            trained_run['cfg'], trained_run['ckpt'], *args, '--voc-root', missing,
+            '--no-progress'
+        ])
+    assert missing in str(err.value)
+    assert '--voc-root' in str(err.value) and '--data-root' not in str(err.value)
+
+
 def test_segment_retrieval_on_demo_voc(trained_run, voc_root, tmp_path):
     out = str(tmp_path / 'seg.json')
     result = tool('segment_retrieval').main([

@@ -1,8 +1,13 @@
 """Evaluate a checkpoint with a config's test loop (mmpretrain, mmseg or mmdet scope).
 
-Example::
+Examples::
 
-    python tools/test.py configs/downstream/mmseg/fcn_r50_voc_knn_moco.py work_dirs/fcn/iter_best.pth
+    python tools/test.py \
+        configs/downstream/mmseg/fcn_r50-d16_knn-moco-pre_4xb4-45e_voc12aug-512x512.py \
+        work_dirs/fcn_r50-d16_knn-moco-pre_4xb4-45e_voc12aug-512x512/epoch_45.pth
+    python tools/test.py \
+        configs/downstream/mmseg/demo/fcn_r18-w32-d16_knn-moco-demo_1xb8-2e_demo-voc12aug-96x96.py \
+        work_dirs/fcn_r18-w32-d16_knn-moco-demo_1xb8-2e_demo-voc12aug-96x96/epoch_2.pth
 """
 import argparse
 import os

@@ -38,6 +38,52 @@ def find_pretrained_inits(model_cfg: dict,
                                              f'{path}.{key}' if path else key)
 
 
+_C4_HINT = (
+    "{name} is mmdet's ResLayer, the res5 RoI head of Faster R-CNN C4. It has no "
+    'stem_channels / base_channels argument and always builds res5 at the standard width '
+    '(64 base channels), but {checkpoint!r} holds a ResNet pretrained at {base} base '
+    'channels (e.g. the half-width demo backbone of configs/knn_moco_demo.py), so its '
+    'layer4 cannot initialise the head. Use the DC5 detector, which takes any width '
+    '(configs/downstream/mmdet/faster-rcnn_r50-dc5_knn-moco-pre_8xb2-24k_voc0712.py; on '
+    'the demo data configs/downstream/mmdet/demo/'
+    'faster-rcnn_r18-w32-dc5_knn-moco-demo_1xb4-100i_demo-voc0712.py), or pretrain a '
+    'full-width ResNet (no stem_channels / base_channels in the pretraining config) for C4.')
+
+
+def _resnet_arch(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, int]]:
+    """Depth (if standard), stem and base channels of a converted ResNet state dict."""
+    if 'conv1.weight' not in state or 'layer1.0.conv1.weight' not in state:
+        return None
+    blocks = tuple(
+        len({k.split('.')[1] for k in state if k.startswith(f'layer{i}.')})
+        for i in range(1, 5))
+    bottleneck = any('.conv3.' in k for k in state)
+    depth = {(False, (2, 2, 2, 2)): 18, (False, (3, 4, 6, 3)): 34,
+             (True, (3, 4, 6, 3)): 50, (True, (3, 4, 23, 3)): 101,
+             (True, (3, 8, 36, 3)): 152}.get((bottleneck, blocks))
+    return dict(depth=depth, stem=int(state['conv1.weight'].shape[0]),
+                base=int(state['layer1.0.conv1.weight'].shape[0]))
+
+
+def _is_c4_res_layer(module: torch.nn.Module) -> bool:
+    # mmdet.models.roi_heads.shared_heads.ResLayer, without importing mmdet here
+    cls = type(module)
+    return cls.__name__ == 'ResLayer' and cls.__module__.startswith('mmdet.')
+
+
+def _build_hint(name: str, arch: Optional[Dict[str, int]]) -> str:
+    """How to build ``name`` so that it matches the file's ResNet."""
+    if not arch:
+        return 'Check that the file holds a ResNet of the depth and width the config builds.'
+    opts = ([f'model.{name}.depth={arch["depth"]}'] if arch['depth'] else []) + [
+        f'model.{name}.stem_channels={arch["stem"]}',
+        f'model.{name}.base_channels={arch["base"]}']
+    return (f'The file holds a ResNet{"-" + str(arch["depth"]) if arch["depth"] else ""} '
+            f'with stem {arch["stem"]} / base {arch["base"]} channels; build the model\'s '
+            f'to match (--cfg-options {" ".join(opts)}, and the heads\' in_channels to '
+            'its output).')
+
+
 def _load_state_dict(checkpoint: str, prefix: str) -> Dict[str, torch.Tensor]:
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
@@ -58,7 +104,9 @@ class PretrainedInitCheckHook(Hook):
     ``backbone.``) silently leaves the backbone randomly initialised. This hook
 
     * before the weights are initialised (``before_run`` of a training run), checks that
-      each checkpoint file exists and holds every key of its target module, and
+      each checkpoint file exists and holds every key of its target module with the
+      module's shapes (the C4 RoI head, mmdet's ``ResLayer``, cannot take a backbone
+      pretrained at another width, e.g. the half-width demo one: named as such), and
     * once they are (``before_train``), that the module's tensors equal the file's,
 
     and raises with the fix otherwise. Runs that ``resume`` or set ``load_from`` skip the
@@ -96,6 +144,7 @@ class PretrainedInitCheckHook(Hook):
         # a fine-tuned checkpoint and never need the pretrained file
         if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
             return
+        loaded = []
         for name, module, checkpoint, prefix in self._targets(runner):
             if '://' in checkpoint:
                 continue  # remote / open-mmlab:// files: nothing to check offline
@@ -106,18 +155,37 @@ class PretrainedInitCheckHook(Hook):
                     f'\nor point the config at your file with --cfg-options '
                     f'model.{name}.init_cfg.checkpoint=PATH')
             state = _load_state_dict(checkpoint, prefix)
+            loaded.append((name, module, checkpoint, state, _resnet_arch(state)))
+        # first, as no override can fix it: a C4 head fed a narrower pretrained ResNet
+        for name, module, checkpoint, _, arch in loaded:
+            if _is_c4_res_layer(module) and arch and (arch['stem'], arch['base']) != (64, 64):
+                raise RuntimeError(
+                    _C4_HINT.format(name=name, checkpoint=checkpoint, base=arch['base']))
+        for name, module, checkpoint, state, arch in loaded:
             missing = [k for k in self._expected_keys(module) if k not in state]
             if missing:
                 raw = any(k.startswith(('backbone.', 'momentum_encoder.',
                                         'encoder_k.', 'module.encoder_q.'))
                           for k in state)
                 hint = (_CONVERT_HINT.format(path='OUT.pth') if raw else
-                        'Check that the file holds a ResNet of the depth the config '
-                        'builds.')
+                        _build_hint(name, arch))
                 raise RuntimeError(
                     f'{name}: {len(missing)} of its tensors are not in {checkpoint!r} '
                     f'(e.g. {missing[:3]}), so they would keep their random '
                     f'initialisation.\n{hint}')
+            mismatched = [
+                f'{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}'
+                for k, v in module.state_dict().items()
+                if k in state and state[k].shape != v.shape
+            ]
+            if mismatched:
+                hint = (_C4_HINT.format(name=name, checkpoint=checkpoint,
+                                        base=arch['base'] if arch else 'another number of')
+                        if _is_c4_res_layer(module) else _build_hint(name, arch))
+                raise RuntimeError(
+                    f'{name}: {len(mismatched)} tensors of {checkpoint!r} have other '
+                    f'shapes than the model the config builds (e.g. {mismatched[:2]}), so '
+                    f'they would keep their random initialisation.\n{hint}')
 
     def before_train(self, runner) -> None:
         if runner.cfg.get('resume') or runner.cfg.get('load_from'):

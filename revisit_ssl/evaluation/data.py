@@ -149,7 +149,7 @@ def _read_ids(path: str) -> List[str]:
         raise FileNotFoundError(
             f'image set {path!r} does not exist; expected the VOC layout '
             '<root>/ImageSets/{Main,Segmentation}/<split>.txt (one image id '
-            'per line). Set --data-root to the VOC2007 (or VOC2012) folder')
+            'per line). Set --voc-root to the VOC2007 (or VOC2012) folder')
     with open(path) as f:
         # VOC's per-class files hold "id label"; the split files just "id"
         return [line.split()[0] for line in f if line.strip()]

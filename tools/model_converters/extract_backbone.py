@@ -39,7 +39,8 @@ import revisit_ssl  # noqa: E402,F401
 
 __all__ = [
     'ConversionError', 'SourceLayout', 'SOURCE_LAYOUTS', 'detect_layout',
-    'extract_backbone', 'resnet_depth', 'convert', 'format_summary', 'main'
+    'extract_backbone', 'resnet_depth', 'resnet_widths', 'convert', 'format_summary',
+    'main'
 ]
 
 
@@ -213,6 +214,25 @@ def resnet_depth(backbone: Dict[str, torch.Tensor]) -> Optional[int]:
     return table.get((bottleneck, tuple(blocks)))
 
 
+def resnet_widths(backbone: Dict[str, torch.Tensor]) -> Tuple[int, int, int]:
+    """``(stem_channels, base_channels, feature_dim)`` of a ResNet state dict.
+
+    torchvision's and the standard mmpretrain / mmseg / mmdet ResNets have 64 / 64 and a
+    512-d (ResNet-18/34) or 2048-d (ResNet-50+) feature; the demo backbone
+    (configs/knn_moco_demo.py) has 32 / 32 and 256-d, which only a ResNet built with
+    ``stem_channels=32, base_channels=32`` can load.
+    """
+    stem = int(backbone['conv1.weight'].shape[0])
+    base = int(backbone['layer1.0.conv1.weight'].shape[0])
+    last_stage = max(int(k[5]) for k in backbone if k.startswith('layer'))
+    last_block = max(int(k.split('.')[1]) for k in backbone
+                     if k.startswith(f'layer{last_stage}.'))
+    bottleneck = f'layer{last_stage}.{last_block}.bn3.weight'
+    basic = f'layer{last_stage}.{last_block}.bn2.weight'
+    feature = backbone[bottleneck if bottleneck in backbone else basic]
+    return stem, base, int(feature.shape[0])
+
+
 def _plain(value: object) -> object:
     """Numbers / strings only, so the output loads with ``weights_only=True`` anywhere."""
     if hasattr(value, 'item') and callable(value.item):
@@ -253,11 +273,15 @@ def convert(src: str,
     state_dict, meta = _unwrap(checkpoint, src)
     layout = detect_layout(state_dict, src)
     backbone = extract_backbone(state_dict, layout, momentum_encoder, src)
+    stem_channels, base_channels, feature_dim = resnet_widths(backbone)
     summary = dict(
         source=osp.abspath(src),
         layout=layout.name,
         encoder='momentum' if momentum_encoder else 'online',
         depth=resnet_depth(backbone),
+        stem_channels=stem_channels,
+        base_channels=base_channels,
+        feature_dim=feature_dim,
         tensors=len(backbone),
         parameters=sum(v.numel() for k, v in backbone.items()
                        if not k.endswith(_BUFFER_SUFFIXES)),
@@ -274,14 +298,31 @@ def convert(src: str,
     return summary
 
 
-def format_summary(summary: dict, dst: str) -> str:
+def _backbone_lines(summary: dict) -> List[str]:
+    """Depth and widths; a non-standard width says how to build a ResNet that loads it."""
     depth = summary['depth']
+    stem, base = summary['stem_channels'], summary['base_channels']
+    widths = (f'stem {stem} / base {base} channels, '
+              f'{summary["feature_dim"]}-d features')
+    if not depth:
+        return [f'Backbone   : ResNet with unusual block counts ({widths})']
+    if stem == base == 64:
+        return [f'Backbone   : ResNet-{depth} ({widths})']
+    standard = 2048 if depth >= 50 else 512
+    return [
+        f'Backbone   : ResNet, depth {depth}, {widths} (not a standard ResNet-{depth}: '
+        f'64 / 64, {standard}-d; torchvision\'s resnet{depth} cannot load it)',
+        f'Build with : ResNet(depth={depth}, stem_channels={stem}, base_channels={base})'
+        f' in mmpretrain / mmseg / mmdet',
+    ]
+
+
+def format_summary(summary: dict, dst: str) -> str:
     lines = [
         f'Source     : {summary["source"]}',
         f'Layout     : {summary["layout"]}',
         f'Encoder    : {summary["encoder"]}',
-        f'Backbone   : ResNet-{depth}' if depth else
-        'Backbone   : ResNet (unusual block counts)',
+        *_backbone_lines(summary),
         f'Tensors    : {summary["tensors"]}',
         f'Parameters : {summary["parameters"]:,} '
         f'({summary["parameters"] / 1e6:.2f} M, BN running stats excluded)',
