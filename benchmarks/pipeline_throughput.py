@@ -15,6 +15,11 @@ Modes (``--mode``):
   ``--memory-images`` images (10,000 by default), sampled as it goes.
 - ``profile``: cProfile of ``--num-images`` images through one pipeline (``--profile-target``).
 - ``variants``: MoCo-v2, MC, CC and CC + A+ with the previous transforms (the CC-vs-MC cost).
+- ``device``: the accelerator path of ``configs/knn_moco_coco_device_aug.py``: the workers'
+  decode + crop + resize against the release-style loader (img/s and the median ratio over
+  alternated rounds), then the ms per batch of ``--device-batch`` x (2 x 160 + 4 x 96) of its
+  ``DeviceViewAugmentPreprocessor`` on the available device (CUDA if present, else one CPU
+  thread).
 
 The photos are synthesised (there are no real photographs on these machines): procedural
 scenes of 640 x 480 (every third 480 x 640) with soft edges, an illumination gradient and sensor
@@ -27,6 +32,7 @@ Example::
 
     python benchmarks/pipeline_throughput.py --num-images 60 --rounds 7
     python benchmarks/pipeline_throughput.py --mode memory --memory-images 10000
+    python benchmarks/pipeline_throughput.py --mode device --num-images 60 --rounds 7
 """
 import os
 
@@ -374,10 +380,72 @@ def mode_variants(args, paths: List[str]) -> None:
           '(target <= +5%).')
 
 
+DEVICE_CONFIG = 'configs/knn_moco_coco_device_aug.py'
+
+
+def mode_device(args, paths: List[str]) -> None:
+    """The accelerator path: workers decode + crop + resize; the preprocessor augments."""
+    from mmengine.config import Config
+    from mmengine.dataset import default_collate
+    from mmpretrain.registry import MODELS
+    built = {
+        'decode+crop (device)': build_view_pipeline(config_pipeline(DEVICE_CONFIG)),
+        'release-style': ReleaseStyleViews(),
+    }
+    names = list(built)
+    for pipeline in built.values():
+        run_all(pipeline, paths[:6], args.seed)
+    rates = {name: [] for name in names}
+    for round_index in range(args.rounds):
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            rates[name].append(len(paths) / run_all(built[name], paths, args.seed))
+    worker, release = np.array(rates[names[0]]), np.array(rates['release-style'])
+    ratios = worker / release
+    print(f'{len(paths)} JPEGs 640x480 (synthetic, quality 90), {args.rounds} alternated '
+          f'rounds, one core; CC + A+, 2 x 160 + 4 x 96; worker side of {DEVICE_CONFIG}')
+    print(f'{"pipeline":<22}{"median img/s":>14}{"min":>8}{"max":>8}')
+    for name in names:
+        values = np.array(rates[name])
+        print(f'{name:<22}{np.median(values):>14.1f}{values.min():>8.1f}{values.max():>8.1f}')
+    print(f'ratio device-workers/release = {np.median(ratios):.2f} (median of per-round '
+          f'ratios; range {ratios.min():.2f}-{ratios.max():.2f}; target >= 3)')
+
+    # Device side: the preprocessor's augmentation + normalisation of one collated batch.
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    cfg = Config.fromfile(osp.join(ROOT, DEVICE_CONFIG))
+    preprocessor = MODELS.build(cfg.model.data_preprocessor).to(device)
+    samples = []
+    for index in range(args.device_batch):
+        seed_all(args.seed + index)
+        samples.append(built[names[0]](dict(img_path=paths[index % len(paths)])))
+    batch = default_collate(samples)
+
+    def step() -> float:
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = preprocessor(batch, training=True)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        assert len(out['inputs']) == 6
+        return time.perf_counter() - start
+
+    torch.manual_seed(args.seed)
+    step()  # warm-up: lazy kernels, caches
+    times = np.array([step() for _ in range(args.device_rounds)])
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda' else
+             'one CPU thread, no GPU in this session')
+    print(f'device-side augmentation on {device.type}: {1000 * np.median(times):.1f} ms per '
+          f'batch of {args.device_batch} x (2 x 160 + 4 x 96) (median of {args.device_rounds}; '
+          f'{where}; includes the host-to-device copy)')
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--mode', default='release',
-                        choices=['release', 'decode', 'memory', 'profile', 'variants'])
+                        choices=['release', 'decode', 'memory', 'profile', 'variants',
+                                 'device'])
     parser.add_argument('--num-images', type=int, default=60)
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument('--seed', type=int, default=0)
@@ -388,6 +456,10 @@ def main(argv=None) -> None:
     parser.add_argument('--profile-target', default='fast',
                         choices=['fast', 'previous', 'release'])
     parser.add_argument('--profile-lines', type=int, default=15)
+    parser.add_argument('--device-batch', type=int, default=128,
+                        help='device mode: images per batch of the device-side timing')
+    parser.add_argument('--device-rounds', type=int, default=3,
+                        help='device mode: timed batches on the device side')
     args = parser.parse_args(argv)
     where = one_core()
     print(f'machine: {os.cpu_count()} CPUs, running on {where}; torch {torch.__version__}, '
@@ -395,7 +467,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = make_images(folder, args.num_images, args.seed)
         dict(release=mode_release, decode=mode_decode, memory=mode_memory,
-             profile=mode_profile, variants=mode_variants)[args.mode](args, paths)
+             profile=mode_profile, variants=mode_variants,
+             device=mode_device)[args.mode](args, paths)
 
 
 if __name__ == '__main__':

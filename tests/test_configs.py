@@ -352,6 +352,18 @@ def test_pretrain_configs_spell_out_the_fast_view_pipeline(rel):
     pipeline = _pipeline_of(cfg.train_dataloader.dataset)
     crop = [t for t in pipeline if t['type'] == 'ConstrainedMultiCrop'][0]
     assert crop['backend'] == 'torch', rel
+    if cfg.model.data_preprocessor.type == 'DeviceViewAugmentPreprocessor':
+        # the accelerator path: the workers only crop, the preprocessor holds the view lists
+        assert [t['type'] for t in pipeline] == [
+            'StrictLoadImageFromFile', 'ConstrainedMultiCrop', 'PackInputs'], rel
+        augment = cfg.model.data_preprocessor
+        for key in ('key_transforms', 'view_transforms', 'auto_augment_transforms'):
+            assert augment.get(key), (rel, key)
+        types = set(_types(augment.to_dict()))
+        assert not types & SLOW_TYPES, (rel, types & SLOW_TYPES)
+        assert {'FastColorJitter', 'FastRandomGrayscale', 'FastGaussianBlur',
+                'FastRandomFlip', 'FastAutoAugment'} <= types, rel
+        return
     (augment, ) = [t for t in pipeline if t['type'] == 'MultiCropViewAugment']
     # every view's transforms are in the config, so a dump shows them
     for key in ('key_transforms', 'positive_transforms', 'auto_augment_transforms'):

@@ -34,7 +34,8 @@ dropped) and tested in document order, each either **run** or **dry-run**:
   - a documented ``work_dirs/<run>/epoch_<N>.pth`` / ``iter_<N>.pth`` that the shortened run did
     not write means that run's last checkpoint (mmengine's ``work_dirs/<run>/last_checkpoint``).
 
-  Python commands run in a forked child of this process, which has imported torch and the
+  Python commands run in a forked child of a clean server process
+  (tests/helpers/doc_fork_server.py), which has imported torch and the
   OpenMMLab packages once (about 10 s saved per command on 2 cores); set
   ``REVISIT_SSL_DOC_SUBPROCESS=1`` to run each command through ``bash -c`` instead.
 
@@ -44,6 +45,7 @@ each.
 import argparse
 import glob
 import io
+import json
 import os
 import os.path as osp
 import re
@@ -437,11 +439,36 @@ def run_python_in_fork(argv: List[str], env: Dict[str, str], cwd: str, log_path:
     return os.waitstatus_to_exitcode(status)
 
 
+class ForkServer:
+    """tests/helpers/doc_fork_server.py: forks the Python commands from a clean process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, osp.join(ROOT, 'tests', 'helpers', 'doc_fork_server.py')],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+        ready = self.proc.stdout.readline()
+        assert ready and json.loads(ready).get('ready'), 'the fork server did not start'
+
+    def run(self, argv: List[str], env: Dict[str, str], cwd: str, log: str) -> int:
+        self.proc.stdin.write(json.dumps(dict(argv=argv, env=env, cwd=cwd, log=log,
+                                              timeout=TIMEOUT_S)) + '\n')
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply, 'the fork server died'
+        return json.loads(reply)['rc']
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 class Workspace:
     """A scratch project: links to the repository's sources, its own outputs."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.fork_server = None if SUBPROCESS else ForkServer()
         for name in os.listdir(ROOT):
             if name in OUTPUT_DIRS or name in ('.git', '.pytest_cache', '__pycache__'):
                 continue
@@ -466,7 +493,7 @@ class Workspace:
         full_env = {**self.env, **env}
         python = Invocation(env, argv).python_target()
         if python and not SUBPROCESS:
-            rc = run_python_in_fork(argv, full_env, self.path, log)
+            rc = self.fork_server.run(argv, full_env, self.path, log)
             with open(log, errors='replace') as f:
                 output = f.read()
         else:
@@ -646,11 +673,13 @@ def _preload() -> None:
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory) -> Workspace:
-    if not SUBPROCESS:
-        _preload()
     ws = Workspace(str(tmp_path_factory.mktemp('documented_commands')))
-    ws.prepare()
-    return ws
+    try:
+        ws.prepare()
+        yield ws
+    finally:
+        if ws.fork_server is not None:
+            ws.fork_server.close()
 
 
 def test_commands_found():

@@ -1,0 +1,39 @@
+# The main recipe (configs/knn_moco_coco.py) with the photometric view augmentation on the
+# accelerator: the loader workers only decode, crop and resize (ConstrainedMultiCrop, CC,
+# 2 x 160 + 4 x 96), and DeviceViewAugmentPreprocessor applies the same view transforms
+# (colour jitter, grayscale, blur, flip; A+ = flip + AutoAugment on the query and each small
+# crop with p = 0.5, never on the key) batched on the GPU with per-sample random parameters,
+# reading the same config lists as the CPU path (docs/transforms.md, "Accelerator path").
+#   python tools/train.py configs/knn_moco_coco_device_aug.py
+# On the demo data, the demo's settings with this path (blur scaled to 32 px):
+#   python tools/train.py configs/knn_moco_demo.py --cfg-options \
+#     model.data_preprocessor.type=DeviceViewAugmentPreprocessor ... (see docs/transforms.md)
+_base_ = ['./knn_moco_coco.py']
+
+model = dict(
+    data_preprocessor=dict(
+        type='DeviceViewAugmentPreprocessor',
+        key_transforms={{_base_.view_transforms}},  # the key: never A+
+        view_transforms={{_base_.view_transforms}},
+        auto_augment_transforms={{_base_.auto_augment_transforms}},
+        a_plus=True,
+        a_plus_prob=0.5,
+        key_index=1))
+
+# Workers: decode + crop + resize only; the views stay uint8 BGR until the preprocessor.
+train_dataloader = dict(
+    dataset=dict(pipeline=[
+        dict(type='StrictLoadImageFromFile'),
+        dict(
+            type='ConstrainedMultiCrop',
+            num_large=2,
+            large_size=160,
+            large_scale=(0.2, 1.0),
+            num_small=4,
+            small_size=96,
+            small_scale=(0.05, 0.14),
+            constrained=True,
+            min_overlap=0.2,
+            backend='torch'),
+        dict(type='PackInputs'),
+    ]))
