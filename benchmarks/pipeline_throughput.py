@@ -195,6 +195,28 @@ def run_all(pipeline: Callable, paths: List[str], seed: int) -> float:
     return time.perf_counter() - start
 
 
+
+def alternated_rates(built: dict, paths: list, seed: int, rounds: int) -> dict:
+    """img/s of each pipeline per round, after a warm-up, in alternating order."""
+    names = list(built)
+    for pipeline in built.values():  # warm-up: lazy imports, lookup tables, caches
+        run_all(pipeline, paths[:6], seed)
+    rates = {name: [] for name in names}
+    for round_index in range(rounds):
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            rates[name].append(len(paths) / run_all(built[name], paths, seed))
+    return rates
+
+
+def print_rates(rates: dict, width: int) -> None:
+    print(f'{"pipeline":<{width}}{"median img/s":>14}{"min":>8}{"max":>8}')
+    for name, values in rates.items():
+        values = np.array(values)
+        print(f'{name:<{width}}{np.median(values):>14.1f}{values.min():>8.1f}'
+              f'{values.max():>8.1f}')
+
+
 def one_core() -> str:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -208,22 +230,12 @@ def one_core() -> str:
 # ------------------------------------------------------------------------------------ modes
 def mode_release(args, paths: List[str]) -> None:
     built = build_pipelines(args.with_previous)
-    names = list(built)
-    for pipeline in built.values():  # warm-up: lazy imports, lookup tables, caches
-        run_all(pipeline, paths[:6], args.seed)
-    rates = {name: [] for name in names}
-    for round_index in range(args.rounds):
-        order = names if round_index % 2 == 0 else names[::-1]
-        for name in order:
-            rates[name].append(len(paths) / run_all(built[name], paths, args.seed))
+    rates = alternated_rates(built, paths, args.seed, args.rounds)
     fast, release = np.array(rates['fast (config)']), np.array(rates['release-style'])
     ratios = fast / release
     print(f'{len(paths)} JPEGs 640x480 (synthetic, quality 90), {args.rounds} alternated '
           f'rounds, one core; CC + A+, 2 x 160 + 4 x 96')
-    print(f'{"pipeline":<16}{"median img/s":>14}{"min":>8}{"max":>8}')
-    for name in names:
-        values = np.array(rates[name])
-        print(f'{name:<16}{np.median(values):>14.1f}{values.min():>8.1f}{values.max():>8.1f}')
+    print_rates(rates, width=16)
     print(f'ratio fast/release = {np.median(ratios):.2f} (median of per-round ratios; '
           f'range {ratios.min():.2f}-{ratios.max():.2f}; target >= 1.5)')
     if 'previous' in rates:
@@ -393,21 +405,12 @@ def mode_device(args, paths: List[str]) -> None:
         'release-style': ReleaseStyleViews(),
     }
     names = list(built)
-    for pipeline in built.values():
-        run_all(pipeline, paths[:6], args.seed)
-    rates = {name: [] for name in names}
-    for round_index in range(args.rounds):
-        order = names if round_index % 2 == 0 else names[::-1]
-        for name in order:
-            rates[name].append(len(paths) / run_all(built[name], paths, args.seed))
+    rates = alternated_rates(built, paths, args.seed, args.rounds)
     worker, release = np.array(rates[names[0]]), np.array(rates['release-style'])
     ratios = worker / release
     print(f'{len(paths)} JPEGs 640x480 (synthetic, quality 90), {args.rounds} alternated '
           f'rounds, one core; CC + A+, 2 x 160 + 4 x 96; worker side of {DEVICE_CONFIG}')
-    print(f'{"pipeline":<22}{"median img/s":>14}{"min":>8}{"max":>8}')
-    for name in names:
-        values = np.array(rates[name])
-        print(f'{name:<22}{np.median(values):>14.1f}{values.min():>8.1f}{values.max():>8.1f}')
+    print_rates(rates, width=22)
     print(f'ratio device-workers/release = {np.median(ratios):.2f} (median of per-round '
           f'ratios; range {ratios.min():.2f}-{ratios.max():.2f}; target >= 3)')
 
