@@ -46,7 +46,6 @@ import io  # noqa: E402
 import os.path as osp  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -57,13 +56,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 import revisit_ssl  # noqa: E402,F401  registers the transforms
 from revisit_ssl.datasets.transforms import (ConstrainedMultiCrop,  # noqa: E402
                                              build_view_pipeline, moco_v2_view_transforms)
 from revisit_ssl.utils.demo_data import draw_scene  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # mmcv's Pillow saturation step (previous pipeline only) warns on every call.
 warnings.filterwarnings('ignore', message="Only use 'alpha' for pillow backend")

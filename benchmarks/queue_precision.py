@@ -24,7 +24,7 @@ Feature sets (random unit vectors are not realistic: in 2048-d every similarity 
 the 20th and 21st neighbours are near-ties, so they are only a worst-case control):
 
 * ``image``: pooled last-stage ResNet-18 features (512-d) of procedural demo scenes
-  (:func:`revisit_ssl.utils.demo_data.draw_scene`), every queue entry and query a different
+  (:func:`revisit_ssl.utils.demo_scenes.draw_scene`), every queue entry and query a different
   scene, from ``--checkpoint`` (e.g. the momentum encoder of a short ``knn_moco_demo`` run) or
   from a randomly initialised ResNet-18;
 * ``clustered``: 2048-d synthetic features shaped like pooled ResNet-50 features: non-negative
@@ -60,7 +60,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 PAPER_QUERIES, PAPER_DIM, PAPER_K = 640, 2048, 65536
@@ -71,9 +70,10 @@ MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 def project_attr(module: str, name: str):
     """``module.name`` from the project; from its file alone if the package cannot be imported.
 
-    ``import revisit_ssl`` imports mmpretrain. The two functions used here need only torch /
-    numpy / OpenCV, so on a machine with torch alone (a bare GPU box) they are loaded straight
-    from their source files.
+    ``import revisit_ssl`` needs the package installed (``pip install -e .``) and imports
+    mmpretrain. The two functions used here need only torch / numpy / OpenCV, so on a machine
+    with torch alone (a bare GPU box, a clone without an install) they are loaded straight from
+    their source files in this clone.
     """
     try:
         return getattr(importlib.import_module(module), name)
@@ -166,7 +166,7 @@ def clustered_set(dim: int, queue_len: int, num_queries: int, g: torch.Generator
 def _draw_chunk(task: Tuple[int, int, int, int]):
     """Worker: demo scenes ``start..stop`` as one ``(n, H, W, 3)`` RGB uint8 array."""
     import numpy as np
-    draw_scene = project_attr('revisit_ssl.utils.demo_data', 'draw_scene')
+    draw_scene = project_attr('revisit_ssl.utils.demo_scenes', 'draw_scene')
     start, stop, size, seed = task
     images = [draw_scene(np.random.default_rng([seed, 1009, i]), (size, size)).image
               for i in range(start, stop)]

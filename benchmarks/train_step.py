@@ -28,26 +28,24 @@ Note: mmpretrain's ``MoCo`` shuffles the key batch with ``batch_shuffle_ddp`` ev
 ``KNNMoCo`` shuffles only across processes. On a GPU the shuffle index is made on the CPU.
 """
 import argparse
+import json
 import logging
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List
 
 import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.optim import OptimWrapper
+from mmpretrain.registry import MODELS
+
+import revisit_ssl  # noqa: F401  registers KNNMoCo and DualQueueHead
+from revisit_ssl.models.losses import find_neighbours
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
-
-import revisit_ssl  # noqa: E402,F401  registers KNNMoCo and DualQueueHead
-from revisit_ssl.models.losses import find_neighbours  # noqa: E402
 
 #: The model settings of the paper (configs/knn_moco_coco.py); the benchmark varies only the
 #: backbone depth, the queue length and the head's switches.
@@ -95,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='without --paper: the two small ResNet-50 batches whose step '
                         "times are extrapolated to 128 images ('' to skip)")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', metavar='PATH',
+                        help='also write the raw step times (seconds, per variant, round and '
+                        'step), the round orders, the medians and the ratios to this file')
     args = parser.parse_args(argv)
     scale = dict(depth=(18, 50), size=(64, 160), small_size=(32, 96), batch=(32, 128),
                  queue_len=(4096, PAPER_K))
@@ -166,16 +167,19 @@ class StepRunner:
         return time.perf_counter() - start
 
 
+def round_orders(names: List, rounds: int) -> List[List]:
+    """The order the variants run in, per round: rotated by one place each round."""
+    return [names[r % len(names):] + names[:r % len(names)] for r in range(rounds)]
+
+
 def run_rounds(runners: Dict[str, StepRunner], warmup: int, steps: int,
                rounds: int) -> Dict[str, List[List[float]]]:
     """Seconds per step, ``times[variant][round][step]``, variants interleaved by round."""
     for runner in runners.values():
         for _ in range(warmup):
             runner.step()
-    names = list(runners)
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+    times = {name: [] for name in runners}
+    for order in round_orders(list(runners), rounds):
         for name in order:
             times[name].append([runners[name].step() for _ in range(steps)])
     return times
@@ -262,16 +266,22 @@ def main(argv=None) -> None:
         label = LABELS[name].format(n=args.num_small)
         print(f'{label:<32}{medians[name] * 1e3:>10.1f}{min(flat) * 1e3:>9.1f}'
               f'{max(flat) * 1e3:>9.1f}')
+    ratios = {}
     for num, den, target in RATIOS:
         if num not in medians or den not in medians:
             continue
         ratio = medians[num] / medians[den]
         per_round = [statistics.median(a) / statistics.median(b)
                      for a, b in zip(times[num], times[den])]
+        ratios[f'{num}/{den}'] = dict(ratio=ratio, per_round=per_round, target=target)
         verdict = '' if target is None else (
             f' (target <= {target:.2f}: {"met" if ratio <= target else "NOT met"})')
         print(f'ratio {num}/{den} = {ratio:.3f}{verdict}; '
               f'per-round {min(per_round):.3f}..{max(per_round):.3f}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(times=times, orders=round_orders(list(runners), args.rounds),
+                           medians=medians, ratios=ratios), f, indent=1)
     del runners
 
     if args.search_repeats <= 0:

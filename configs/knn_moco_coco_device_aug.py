@@ -23,17 +23,7 @@ model = dict(
 # Workers: decode + crop + resize only; the views stay uint8 BGR until the preprocessor.
 train_dataloader = dict(
     dataset=dict(pipeline=[
-        dict(type='StrictLoadImageFromFile'),
-        dict(
-            type='ConstrainedMultiCrop',
-            num_large=2,
-            large_size=160,
-            large_scale=(0.2, 1.0),
-            num_small=4,
-            small_size=96,
-            small_scale=(0.05, 0.14),
-            constrained=True,
-            min_overlap=0.2,
-            backend='torch'),
-        dict(type='PackInputs'),
+        {{_base_.load_step}},
+        {{_base_.crop_step}},
+        {{_base_.pack_step}},
     ]))

@@ -27,20 +27,10 @@ model = dict(
 
 # The main recipe's view transforms with the blur scaled to the crops: (0.1, 2.0) x 32 / 224.
 view_transforms = [
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(
-                type='FastColorJitter',
-                brightness=0.4,
-                contrast=0.4,
-                saturation=0.4,
-                hue=0.1)
-        ],
-        prob=0.8),
-    dict(type='FastRandomGrayscale', prob=0.2),
+    {{_base_.color_jitter_step}},
+    {{_base_.grayscale_step}},
     dict(type='FastGaussianBlur', sigma=(0.014, 0.29), prob=0.5),
-    dict(type='FastRandomFlip', prob=0.5),
+    {{_base_.flip_step}},
 ]
 
 train_dataloader = dict(
@@ -50,7 +40,7 @@ train_dataloader = dict(
         data_root=data_root,
         data_prefix='train',
         pipeline=[
-            dict(type='StrictLoadImageFromFile'),
+            {{_base_.load_step}},
             dict(
                 type='ConstrainedMultiCrop',
                 large_size=large_size,
@@ -62,7 +52,7 @@ train_dataloader = dict(
                 key_transforms=view_transforms,
                 positive_transforms=view_transforms,
                 auto_augment_transforms={{_base_.auto_augment_transforms}}),
-            dict(type='PackInputs'),
+            {{_base_.pack_step}},
         ]))
 
 # lr: the recipe's 0.3 per 256 images, scaled by auto_scale_lr to 0.0375 for batch 32;
@@ -89,6 +79,13 @@ knn_pipeline = [
     dict(type='CenterCrop', crop_size=large_size),
     dict(type='PackInputs'),
 ]
+# the monitor's two loaders differ only in the split
+knn_loader = dict(
+    batch_size=128,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False))
+knn_dataset = dict(
+    type='CustomDataset', data_root=data_root, pipeline=knn_pipeline)
 custom_hooks = [
     dict(
         type='KNNMonitorHook',
@@ -96,21 +93,8 @@ custom_hooks = [
         topk=(20, 200),
         temperature=0.07,
         train_dataloader=dict(
-            batch_size=128,
-            num_workers=2,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(
-                type='CustomDataset',
-                data_root=data_root,
-                data_prefix='train',
-                pipeline=knn_pipeline)),
+            knn_loader,
+            dataset=dict(knn_dataset, data_prefix='train')),
         val_dataloader=dict(
-            batch_size=128,
-            num_workers=2,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(
-                type='CustomDataset',
-                data_root=data_root,
-                data_prefix='val',
-                pipeline=knn_pipeline))),
+            knn_loader, dataset=dict(knn_dataset, data_prefix='val'))),
 ]

@@ -1,4 +1,4 @@
-"""Shared fixtures: small demo data generated once per test session."""
+"""Shared fixtures: small demo data and short demo runs, made once per test session."""
 import os
 import os.path as osp
 import sys
@@ -6,8 +6,10 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+HELPERS = osp.join(ROOT, 'tests', 'helpers')
+for path in (ROOT, HELPERS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import revisit_ssl  # noqa: E402,F401  registers components and safe globals
 
@@ -27,6 +29,76 @@ def demo_root(tmp_path_factory) -> str:
 @pytest.fixture
 def project_root() -> str:
     return ROOT
+
+
+# Short demo pretraining runs read by several files (tests/helpers/demo_runs.py): each is
+# trained once per session instead of once per test that needs it.
+
+
+@pytest.fixture(scope='session')
+def demo_straight_run(demo_root, tmp_path_factory):
+    """2 epochs in one go: ``epoch_1.pth``, ``epoch_2.pth`` and the run's output."""
+    import demo_runs
+    return demo_runs.straight_run(demo_root, str(tmp_path_factory.mktemp('straight')))
+
+
+@pytest.fixture(scope='session')
+def demo_stopped_run(demo_root, tmp_path_factory):
+    """1 epoch, then the run stops: ``epoch_1.pth`` and its output."""
+    import demo_runs
+    return demo_runs.stopped_run(demo_root, str(tmp_path_factory.mktemp('stopped')))
+
+
+@pytest.fixture(scope='session')
+def demo_resumed_run(demo_root, demo_stopped_run, tmp_path_factory):
+    """``demo_stopped_run`` continued with ``--resume`` to 2 epochs (in a copy)."""
+    import demo_runs
+    return demo_runs.resumed_run(demo_root, demo_stopped_run,
+                                 str(tmp_path_factory.mktemp('resumed') / 'work'))
+
+
+@pytest.fixture(scope='session')
+def fake_bin(tmp_path_factory) -> str:
+    """A PATH folder with a ``python`` that is not the project's, ``srun`` and ``scontrol``."""
+    import demo_runs
+    return demo_runs.make_fake_bin(str(tmp_path_factory.mktemp('bin')))
+
+
+@pytest.fixture(scope='session')
+def demo_dist_run(demo_root, fake_bin, tmp_path_factory):
+    """``tools/dist_train.sh CONFIG 2`` (one node, 2 CPU processes), 2 epochs."""
+    import demo_runs
+    return demo_runs.dist_run(demo_root, fake_bin, str(tmp_path_factory.mktemp('one_node')))
+
+
+SHARED_RUNS = ('demo_straight_run', 'demo_stopped_run', 'demo_resumed_run', 'demo_dist_run')
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist ``--dist loadgroup``: one worker per file, one for the shared runs.
+
+    A file's tests stay on one worker (its module fixtures are made once), and every file
+    that reads a shared demo run is on the same worker (each run is trained once). Without
+    pytest-xdist this does nothing.
+    """
+    if not config.pluginmanager.hasplugin('xdist'):
+        return
+    files = {}
+    for item in items:
+        files.setdefault(str(item.fspath), []).append(item)
+    for path, file_items in files.items():
+        shared = any(set(SHARED_RUNS) & set(getattr(item, 'fixturenames', ()))
+                     for item in file_items)
+        group = 'shared_demo_runs' if shared else osp.relpath(path, ROOT)
+        for item in file_items:
+            if item.get_closest_marker('xdist_group') is None:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import warm_python
+    warm_python.close()
 
 
 def pytest_configure(config):

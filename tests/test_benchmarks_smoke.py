@@ -1,10 +1,13 @@
 """Smoke tests of benchmarks/: the scripts run with tiny settings and print their ratio lines.
 
-No timing is asserted: only that every variant was measured and the lines parse.
+No timing is asserted: that every variant was measured, the lines parse and, for
+``train_step.py``, that what it prints is computed correctly from its own raw times.
 """
 import importlib.util
+import json
 import os.path as osp
 import re
+import statistics
 import subprocess
 import sys
 
@@ -30,19 +33,54 @@ def load_queue_precision():
     return module
 
 
-def test_train_step_prints_all_variants_and_ratios():
+def test_train_step_prints_all_variants_and_ratios(tmp_path):
+    """The printed medians and ratios are those of the script's own raw step times.
+
+    ``--json`` dumps every timed step; medians, ratios and per-round ranges are recomputed here
+    from them and compared with the printed table, and the rounds are checked to rotate.
+    """
+    dump = tmp_path / 'times.json'
+    rounds, steps = 3, 1
     out = run_script('train_step.py', '--batch', '4', '--size', '32', '--small-size', '16',
-                     '--queue-len', '64', '--warmup-steps', '1', '--steps', '1',
-                     '--rounds', '2', '--search-repeats', '0')
-    for label in ('mmpretrain MoCo', 'KNNMoCo NN off', 'KNNMoCo NN on ',
-                  'KNNMoCo NN on + 2+4 crops'):
-        line = next(l for l in out.splitlines() if l.startswith(label))
-        median = float(line[32:].split()[0])
-        assert median > 0, line
-    ratios = dict(re.findall(r'^ratio (\w+/\w+) = ([0-9.]+)', out, flags=re.M))
-    assert set(ratios) == {'nn_off/moco', 'nn_on/nn_off', 'nn_on_mc/nn_on'}
-    assert all(float(r) > 0 for r in ratios.values())
-    assert 'target <= 1.02' in out and 'target <= 1.10' in out
+                     '--queue-len', '64', '--warmup-steps', '1', '--steps', str(steps),
+                     '--rounds', str(rounds), '--search-repeats', '0', '--json', str(dump))
+    raw = json.loads(dump.read_text())
+    variants = ['moco', 'nn_off', 'nn_on', 'nn_on_mc']
+    assert list(raw['times']) == variants
+    for name in variants:
+        assert [len(r) for r in raw['times'][name]] == [steps] * rounds
+        assert all(t > 0 for r in raw['times'][name] for t in r)
+    # each round starts one variant later
+    assert raw['orders'] == [variants[r:] + variants[:r] for r in range(rounds)]
+    medians = {n: statistics.median(t for r in raw['times'][n] for t in r) for n in variants}
+    labels = {'moco': 'mmpretrain MoCo', 'nn_off': 'KNNMoCo NN off', 'nn_on': 'KNNMoCo NN on',
+              'nn_on_mc': 'KNNMoCo NN on + 2+4 crops'}
+    for name, label in labels.items():
+        (line, ) = [l for l in out.splitlines() if l[:32].rstrip() == label]
+        median_ms, min_ms, max_ms = map(float, line[32:].split())
+        flat = [t for r in raw['times'][name] for t in r]
+        assert median_ms == pytest.approx(medians[name] * 1e3, abs=0.051)
+        assert min_ms == pytest.approx(min(flat) * 1e3, abs=0.051)
+        assert max_ms == pytest.approx(max(flat) * 1e3, abs=0.051)
+    printed = {m.group(1): m.groups()[1:] for m in re.finditer(
+        r'^ratio (\w+/\w+) = ([0-9.]+)(.*); per-round ([0-9.]+)\.\.([0-9.]+)$', out, flags=re.M)}
+    assert set(printed) == {'nn_off/moco', 'nn_on/nn_off', 'nn_on_mc/nn_on'}
+    targets = {'nn_off/moco': 1.02, 'nn_on/nn_off': 1.10, 'nn_on_mc/nn_on': None}
+    for key, (ratio, verdict, low, high) in printed.items():
+        num, den = key.split('/')
+        want = medians[num] / medians[den]
+        per_round = [statistics.median(a) / statistics.median(b)
+                     for a, b in zip(raw['times'][num], raw['times'][den])]
+        assert float(ratio) == pytest.approx(want, abs=5e-4)
+        assert raw['ratios'][key]['ratio'] == pytest.approx(want, rel=1e-12)
+        assert (float(low), float(high)) == pytest.approx(
+            (min(per_round), max(per_round)), abs=5e-4)
+        target = targets[key]
+        if target is None:
+            assert verdict == ''
+        else:
+            assert verdict == (f' (target <= {target:.2f}: '
+                               f'{"met" if want <= target else "NOT met"})')
 
 
 def test_queue_precision_prints_agreement_per_dtype():

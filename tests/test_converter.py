@@ -81,6 +81,13 @@ def load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
+def prefixed(state: dict, prefix: str) -> 'OrderedDict[str, torch.Tensor]':
+    """``state``'s tensors under ``prefix``, re-keyed as the converter writes them
+    (``backbone.<key>``, the layout that init_cfg=Pretrained with prefix='backbone.' reads)."""
+    return OrderedDict((f'backbone.{k[len(prefix):]}', v) for k, v in state.items()
+                       if k.startswith(prefix))
+
+
 def assert_same_tensors(a: dict, b: dict):
     assert list(a) == list(b)
     for k in a:
@@ -97,9 +104,7 @@ def test_knn_moco_online_encoder_exact(tmp_path):
     dst = str(tmp_path / 'sub' / 'out.pth')
     summary = extract_backbone.convert(src, dst)
     out = load(dst)
-    expected = OrderedDict((k[len('backbone.'):], v)
-                           for k, v in state.items()
-                           if k.startswith('backbone.'))
+    expected = prefixed(state, 'backbone.')
     assert_same_tensors(out['state_dict'], expected)
     assert summary['layout'].startswith('kNN-MoCo')
     assert summary['encoder'] == 'online'
@@ -130,13 +135,11 @@ def test_momentum_encoder_option(tmp_path):
     src = save_mmengine_checkpoint(str(tmp_path / 'in.pth'), state)
     dst = str(tmp_path / 'out.pth')
     summary = extract_backbone.convert(src, dst, momentum_encoder=True)
-    prefix = 'momentum_encoder.module.0.'
-    expected = OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                           if k.startswith(prefix))
+    expected = prefixed(state, 'momentum_encoder.module.0.')
     assert_same_tensors(load(dst)['state_dict'], expected)
     assert summary['encoder'] == 'momentum'
     # and it really is a different encoder than the online one
-    assert not torch.equal(expected['conv1.weight'],
+    assert not torch.equal(expected['backbone.conv1.weight'],
                            state['backbone.conv1.weight'])
 
 
@@ -169,9 +172,7 @@ def test_mmpretrain_moco_checkpoint(tmp_path):
                              (True, 'encoder_k.module.0.')):
         dst = str(tmp_path / f'out_{momentum}.pth')
         summary = extract_backbone.convert(src, dst, momentum_encoder=momentum)
-        expected = OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                               if k.startswith(prefix))
-        assert_same_tensors(load(dst)['state_dict'], expected)
+        assert_same_tensors(load(dst)['state_dict'], prefixed(state, prefix))
         assert summary['layout'].startswith('MoCo (mmpretrain')
 
 
@@ -239,36 +240,70 @@ def test_real_knn_moco_model_if_available(tmp_path):
 
 @pytest.mark.parametrize('depth', [18, 50])
 def test_loads_into_mmseg_and_mmdet_resnet(tmp_path, depth):
+    """The default output through init_cfg=Pretrained(prefix='backbone.'), as the downstream
+    configs read it: every tensor of the model comes from the file, none is left over."""
     from mmdet.models.backbones import ResNet as DetResNet
-    from mmengine.runner import load_checkpoint
+    from mmdet.models.roi_heads.shared_heads import ResLayer
+    from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
     from mmseg.models.backbones import ResNet as SegResNet
 
     state = knn_moco_state_dict(depth)
     src = save_mmengine_checkpoint(str(tmp_path / 'in.pth'), state)
     dst = str(tmp_path / 'out.pth')
     extract_backbone.convert(src, dst)
-    converted = load(dst)['state_dict']
-    for build in (
-            lambda: SegResNet(
+    init = dict(type='Pretrained', checkpoint=dst, prefix='backbone.')
+    # what mmengine's Pretrained init hands the module
+    converted = _load_checkpoint_with_prefix('backbone.', dst)
+    for i, build in enumerate((
+            lambda **kw: SegResNet(
                 depth=depth,
                 strides=(1, 2, 2, 1),
                 dilations=(1, 1, 1, 2),
-                contract_dilation=False),
-            lambda: DetResNet(
+                contract_dilation=False, **kw),
+            lambda **kw: DetResNet(
                 depth=depth,
                 strides=(1, 2, 2, 1),
                 dilations=(1, 1, 1, 2),
-                frozen_stages=-1),
-    ):
-        model = build()
+                frozen_stages=-1, **kw),
+    )):
         # strict: a missing or unexpected key raises
+        model = build()
         model.load_state_dict(converted, strict=True)
         assert set(model.state_dict()) == set(converted)
-        # the same file through mmengine's loader (what init_cfg=Pretrained uses)
-        model = build()
-        load_checkpoint(model, dst, strict=True)
+        if i == 0:
+            continue  # (one init_weights run is enough: both are mmengine's BaseModule)
+        # the init_cfg the downstream configs use
+        model = build(init_cfg=init)
+        model.init_weights()
         for k, v in model.state_dict().items():
             assert torch.equal(v, state[f'backbone.{k}']), k
+    # the C4 shared head (res5 of Faster R-CNN C4) takes layer4 from the same file
+    head = ResLayer(depth=depth, stage=3, stride=2, init_cfg=init)
+    head.init_weights()
+    for k, v in head.state_dict().items():
+        assert torch.equal(v, state[f'backbone.{k}']), k
+
+
+def test_default_output_loads_into_knn_moco_both_backbones(tmp_path):
+    """load_from a converted file fills the online and the momentum backbone of KNNMoCo."""
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    if MODELS.get('KNNMoCo') is None:
+        pytest.skip('KNNMoCo is not registered yet')
+    state = knn_moco_state_dict(18)
+    src = save_mmengine_checkpoint(str(tmp_path / 'in.pth'), state)
+    dst = str(tmp_path / 'out.pth')
+    extract_backbone.convert(src, dst, momentum_encoder=True)
+    model = MODELS.build(
+        dict(type='KNNMoCo', momentum=0.01, backbone=dict(type='ResNet', depth=18),
+             neck=dict(type='MoCoV2Neck', in_channels=512, hid_channels=32,
+                       out_channels=16, with_avg_pool=True),
+             head=dict(type='DualQueueHead', queue_len=8, knn_k=3, feat_dim=16,
+                       backbone_dim=512)))
+    load_checkpoint(model, dst, strict=False)
+    for part in (model.backbone, model.momentum_encoder.module[0]):
+        for k, v in part.state_dict().items():
+            assert torch.equal(v, state[f'momentum_encoder.module.0.{k}']), k
 
 
 @pytest.mark.parametrize('depth', [18, 50])

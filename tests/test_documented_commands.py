@@ -486,7 +486,12 @@ class Workspace:
     # -- running ---------------------------------------------------------------------
 
     def execute(self, env: Dict[str, str], argv: List[str], label: str) -> Result:
-        key = tuple(f'{k}={v}' for k, v in sorted(env.items())) + tuple(argv)
+        # Forked from the server, README.md's `.venv/bin/python X` and the docs' `python X`
+        # are the same run (argv[0] is not exec'd): one run answers both
+        program = argv[0] if argv else ''
+        if program in PYTHONS and not SUBPROCESS:
+            program = 'python'
+        key = tuple(f'{k}={v}' for k, v in sorted(env.items())) + (program, *argv[1:])
         if key in self.results:
             return self.results[key]
         log = osp.join(self.logs, f'{len(os.listdir(self.logs)):03d}_{label}.log')

@@ -273,3 +273,119 @@ def test_hook_rejects_a_backbone_of_another_width(tmp_path):
     assert 'backbone: ' in msg and 'other shapes' in msg
     assert 'conv1.weight: file (32, 3, 7, 7), model (64, 3, 7, 7)' in msg
     assert 'model.backbone.stem_channels=32 model.backbone.base_channels=32' in msg
+
+
+# ------------------------------------------------- the hook under prefix='backbone.'
+
+_NARROW = dict(depth=18, stem_channels=16, base_channels=16)
+
+
+@pytest.fixture(scope='module')
+def pretraining_files(tmp_path_factory):
+    """A KNNMoCo-layout pretraining checkpoint of a quarter-width ResNet-18 (online,
+    momentum, neck, queues), the converter's default output of it, and the same backbone
+    with bare keys."""
+    import importlib.util
+
+    from mmdet.models.backbones import ResNet
+    torch.manual_seed(0)
+    online, momentum = (ResNet(**_NARROW).state_dict() for _ in range(2))
+    for v in momentum.values():
+        if v.is_floating_point():
+            v.add_(1.0)  # the momentum encoder differs from the online one
+    state = {f'backbone.{k}': v for k, v in online.items()}
+    state.update({f'momentum_encoder.module.0.{k}': v for k, v in momentum.items()})
+    state['neck.mlp.0.weight'] = torch.randn(4, 128)
+    state['head.key_queue'] = torch.randn(4, 8)
+    tmp_path = tmp_path_factory.mktemp('pretraining')
+    raw = str(tmp_path / 'epoch_3.pth')
+    torch.save({'meta': {'epoch': 3}, 'state_dict': state}, raw)
+    spec = importlib.util.spec_from_file_location(
+        'extract_backbone', osp.join(ROOT, 'tools/model_converters/extract_backbone.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    converted = str(tmp_path / 'converted.pth')
+    converter.convert(raw, converted)
+    bare = str(tmp_path / 'bare.pth')
+    torch.save(dict(online), bare)
+    return dict(raw=raw, converted=converted, bare=bare, online=online)
+
+
+def _initialised(checkpoint, prefix):
+    """An mmdet ResNet-18 that ran its init_cfg=Pretrained, and its model config."""
+    from mmdet.models.backbones import ResNet
+    init = dict(type='Pretrained', checkpoint=checkpoint, prefix=prefix)
+    model = torch.nn.Module()
+    model.backbone = ResNet(**_NARROW, init_cfg=init)
+    model.backbone.init_weights()
+    return model, dict(type='Det', backbone=dict(init_cfg=init))
+
+
+@pytest.mark.parametrize('kind', ['raw', 'converted'])
+def test_hook_passes_both_kinds_of_file_under_prefix_backbone(tmp_path, kind,
+                                                             pretraining_files):
+    files = pretraining_files
+    model, cfg = _initialised(files[kind], 'backbone.')
+    # the init really loaded the online encoder (not the momentum one)
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, files['online'][k]), k
+    hook = PretrainedInitCheckHook()
+    hook.before_run(_runner(tmp_path, model, cfg))
+    hook.before_train(_runner(tmp_path, model, cfg))
+    # a tensor that did not arrive is caught under the prefix as well
+    with torch.no_grad():
+        model.backbone.layer4[1].bn2.running_var.add_(1.0)
+    with pytest.raises(RuntimeError, match=r'backbone: 1 tensors differ .*'
+                       r'layer4\.1\.bn2\.running_var'):
+        hook.before_train(_runner(tmp_path, model, cfg))
+
+
+def test_hook_names_prefix_backbone_for_a_pretraining_checkpoint_without_it(
+        tmp_path, pretraining_files):
+    files = pretraining_files
+    model, _ = _initialised(files['bare'], None)
+    for kind in ('raw', 'converted'):
+        cfg = dict(type='Det', backbone=dict(init_cfg=dict(
+            type='Pretrained', checkpoint=files[kind], prefix='')))
+        with pytest.raises(RuntimeError) as err:
+            PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+        msg = str(err.value)
+        total = len(model.backbone.state_dict())  # none of them arrives
+        assert msg.startswith(f'backbone: {total} of its tensors are not in'), msg
+        assert 'random initialisation' in msg
+        assert "set prefix='backbone.'" in msg
+        assert '--cfg-options model.backbone.init_cfg.prefix=backbone.' in msg
+        assert ('pretraining checkpoint' if kind == 'raw' else 'one-encoder file') in msg
+
+
+def test_hook_bare_keys_pass_without_prefix_and_are_named_under_one(tmp_path,
+                                                                   pretraining_files):
+    files = pretraining_files
+    model, cfg = _initialised(files['bare'], None)
+    PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    PretrainedInitCheckHook().before_train(_runner(tmp_path, model, cfg))
+    cfg['backbone']['init_cfg']['prefix'] = 'backbone.'
+    with pytest.raises(RuntimeError) as err:
+        PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    msg = str(err.value)
+    assert 'holds bare backbone keys' in msg
+    assert 'model.backbone.init_cfg.prefix=None' in msg
+
+
+def test_hook_reads_the_release_layout_under_its_prefix(tmp_path, pretraining_files):
+    """The official release (module.encoder_q.*, fc.* projection MLP): its prefix is named."""
+    files = pretraining_files
+    state = {f'module.encoder_q.{k}': v for k, v in files['online'].items()}
+    state.update({f'module.encoder_k.{k}': v + 1 for k, v in files['online'].items()})
+    state['module.encoder_q.fc.0.weight'] = torch.randn(4, 128)
+    state['module.queue_backbone'] = torch.randn(128, 8)
+    release = str(tmp_path / 'checkpoint_0199.pth.tar')
+    torch.save({'epoch': 200, 'state_dict': state}, release)
+    model, cfg = _initialised(release, 'module.encoder_q.')
+    PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    PretrainedInitCheckHook().before_train(_runner(tmp_path, model, cfg))
+    cfg['backbone']['init_cfg']['prefix'] = 'backbone.'
+    with pytest.raises(RuntimeError) as err:
+        PretrainedInitCheckHook().before_run(_runner(tmp_path, model, cfg))
+    assert "official release" in str(err.value)
+    assert "set prefix='module.encoder_q.'" in str(err.value)

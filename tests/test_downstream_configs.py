@@ -147,8 +147,11 @@ def test_common_settings(path):
     assert bb.type == 'ResNet' and bb.depth == 50 and bb.style == 'pytorch'
     assert bb.norm_cfg.type == 'SyncBN' and bb.norm_eval is False
     assert bb.get('frozen_stages', -1) == -1
+    # the pretraining checkpoint as tools/train.py writes it, its backbone.* keys
     assert bb.init_cfg == dict(
-        type='Pretrained', checkpoint='checkpoints/knn-moco_r50_backbone.pth')
+        type='Pretrained',
+        checkpoint='work_dirs/knn_moco_coco/epoch_200.pth',
+        prefix='backbone.')
     assert cfg.model.get('pretrained') is None
     # normalisation in the data preprocessor, with the pretraining's RGB statistics
     pre = cfg.model.data_preprocessor

@@ -1,6 +1,7 @@
 """Every downstream config: one training iteration + one validation pass on demo data, through
-the same ``Runner.from_cfg`` that tools/train.py uses, starting from a converted demo kNN-MoCo
-checkpoint (ResNet-18, CPU, BN instead of SyncBN, 64-px crops)."""
+the same ``Runner.from_cfg`` that tools/train.py uses, starting from a demo kNN-MoCo checkpoint
+exactly as tools/train.py writes it, no conversion step (ResNet-18, CPU, BN instead of
+SyncBN, 64-px crops)."""
 import copy
 import os.path as osp
 from typing import Dict
@@ -12,7 +13,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from revisit_ssl.utils.data_check import check_data_roots
-from test_converter import extract_backbone, make_knn_moco_checkpoint
+from test_converter import make_knn_moco_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'downstream', 'mmseg')
@@ -45,14 +46,16 @@ def demo_downstream(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='module')
-def converted(tmp_path_factory) -> Dict[str, object]:
-    """A demo kNN-MoCo checkpoint (ResNet-18, epoch 3) run through the converter."""
+def pretrained(tmp_path_factory) -> Dict[str, object]:
+    """A demo kNN-MoCo checkpoint (ResNet-18, epoch 3) as tools/train.py writes it; the
+    configs read its online backbone through ``prefix='backbone.'``. ``state`` holds those
+    tensors under the backbone's own keys."""
     folder = tmp_path_factory.mktemp('ckpt')
-    src = make_knn_moco_checkpoint(str(folder / 'knn_moco_epoch_3.pth'))
-    dst = str(folder / 'knn-moco_r18_backbone.pth')
-    extract_backbone.convert(src, dst)
-    state = torch.load(dst, map_location='cpu', weights_only=True)['state_dict']
-    return dict(path=dst, state=state)
+    path = make_knn_moco_checkpoint(str(folder / 'epoch_3.pth'))
+    raw = torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    assert any(k.startswith('momentum_encoder.') for k in raw)  # the whole model
+    state = {k[len('backbone.'):]: v for k, v in raw.items() if k.startswith('backbone.')}
+    return dict(path=path, state=state)
 
 
 def _walk(node, fn):
@@ -108,7 +111,7 @@ def cpu_config(config: str, data_root: str, checkpoint: str, work_dir: str,
     cfg_dict = cfg._cfg_dict.to_dict()
     _walk(cfg_dict, _bn_not_syncbn)
     _walk(cfg_dict, _tiny_pipelines)
-    # every Pretrained init (backbone, C4 shared head) -> the converted demo checkpoint
+    # every Pretrained init (backbone, C4 shared head) -> the demo pretraining checkpoint
     _walk(
         cfg_dict, lambda n: n.update(checkpoint=checkpoint)
         if n.get('type') == 'Pretrained' else None)
@@ -148,12 +151,12 @@ def run_one_iteration(cfg: Config, modules=('backbone', )):
     return runner, probe
 
 
-def assert_started_from_converted(probe, converted, module='backbone'):
+def assert_started_from_pretrained(probe, pretrained, module='backbone'):
     initial = probe.initial[module]
     assert len(initial) > 0
     for key, value in initial.items():
-        assert key in converted['state'], key
-        assert torch.equal(value, converted['state'][key]), key
+        assert key in pretrained['state'], key
+        assert torch.equal(value, pretrained['state'][key]), key
 
 
 def assert_backbone_trained(runner, probe):
@@ -179,7 +182,7 @@ def assert_backbone_trained(runner, probe):
     (NYUD_SEG, 'NYUDv2', 40),
 ])
 def test_segmentation_one_iteration(config, tree, classes, demo_downstream,
-                                    converted, tmp_path):
+                                    pretrained, tmp_path):
     data_root = osp.join(demo_downstream, tree)
     options = {'model.decode_head.in_channels': 512}
     cfg = Config.fromfile(osp.join(SEG, config))
@@ -192,17 +195,17 @@ def test_segmentation_one_iteration(config, tree, classes, demo_downstream,
     options['test_dataloader.dataset.data_root'] = data_root
     options['model.backbone.depth'] = 18
     cfg = cpu_config(
-        osp.join(SEG, config), data_root, converted['path'], str(tmp_path),
+        osp.join(SEG, config), data_root, pretrained['path'], str(tmp_path),
         options)
 
     runner, probe = run_one_iteration(cfg)
     assert runner.model.decode_head.num_classes == classes
-    assert_started_from_converted(probe, converted)
+    assert_started_from_pretrained(probe, pretrained)
     assert_backbone_trained(runner, probe)
     assert 'mIoU' in probe.metrics and 0 <= probe.metrics['mIoU'] <= 100
 
 
-def test_nyud_depth_one_iteration(demo_downstream, converted, tmp_path):
+def test_nyud_depth_one_iteration(demo_downstream, pretrained, tmp_path):
     data_root = osp.join(demo_downstream, 'NYUDv2')
     options = {
         'model.decode_head.in_channels': 512,
@@ -215,11 +218,11 @@ def test_nyud_depth_one_iteration(demo_downstream, converted, tmp_path):
         'test_evaluator.crop_type': None,
     }
     cfg = cpu_config(
-        osp.join(SEG, NYUD_DEPTH), data_root, converted['path'],
+        osp.join(SEG, NYUD_DEPTH), data_root, pretrained['path'],
         str(tmp_path), options)
     runner, probe = run_one_iteration(cfg)
     assert type(runner.model).__name__ == 'DepthEstimator'
-    assert_started_from_converted(probe, converted)
+    assert_started_from_pretrained(probe, pretrained)
     assert_backbone_trained(runner, probe)
     rmse = probe.metrics['rmse']
     assert 0 < rmse < 10 and torch.isfinite(torch.tensor(rmse))
@@ -245,7 +248,7 @@ def _det_data_options(cfg: Config, data_root: str) -> dict:
 
 
 @pytest.mark.parametrize('config', [DC5, C4])
-def test_detection_one_iteration(config, demo_downstream, converted, tmp_path):
+def test_detection_one_iteration(config, demo_downstream, pretrained, tmp_path):
     data_root = osp.join(demo_downstream, 'VOCdevkit') + '/'
     cfg = Config.fromfile(osp.join(DET, config))
     options = _det_data_options(cfg, data_root)
@@ -272,11 +275,11 @@ def test_detection_one_iteration(config, demo_downstream, converted, tmp_path):
         })
         modules = ('backbone', 'roi_head.shared_head')
     cfg = cpu_config(
-        osp.join(DET, config), data_root, converted['path'], str(tmp_path),
+        osp.join(DET, config), data_root, pretrained['path'], str(tmp_path),
         options)
     runner, probe = run_one_iteration(cfg, modules)
     for module in modules:
-        assert_started_from_converted(probe, converted, module)
+        assert_started_from_pretrained(probe, pretrained, module)
     assert_backbone_trained(runner, probe)
     if config == C4:
         # the res5 RoI head holds the checkpoint's layer4, not random / Caffe weights

@@ -94,6 +94,57 @@ def test_converted_backbone_only_file(moco_ckpt, tmp_path):
         load_backbone(CFG, path, 'momentum')
 
 
+def test_converter_output_both_encoders(moco_ckpt, tmp_path):
+    """The converter's default (backbone.*) output of either encoder loads back exactly."""
+    import importlib.util
+    path, model = moco_ckpt
+    spec = importlib.util.spec_from_file_location(
+        'extract_backbone',
+        osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                 'tools/model_converters/extract_backbone.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    for momentum, reference in ((False, model.backbone),
+                                (True, model.encoder_k.module[0])):
+        out = str(tmp_path / f'converted_{momentum}.pth')
+        converter.convert(path, out, momentum_encoder=momentum)
+        backbone, info = load_backbone(CFG, out)
+        assert info['prefix'] == 'backbone.' and info['ignored_keys'] == []
+        assert _same_weights(backbone, reference)
+    with pytest.raises(KeyError, match='no momentum backbone.*use --encoder online'):
+        load_backbone(CFG, out, 'momentum')
+
+
+def test_release_layout_drops_its_projection_mlp(moco_ckpt, tmp_path):
+    """The official release's DataParallel keys: module.encoder_q.* (fc.* is the MLP)."""
+    _, model = moco_ckpt
+    state = {}
+    for prefix, part in (('module.encoder_q.', model.backbone),
+                         ('module.encoder_k.', model.encoder_k.module[0])):
+        state.update((prefix + k, v) for k, v in part.state_dict().items())
+        state[prefix + 'fc.0.weight'] = torch.zeros(512, 512)
+        state[prefix + 'fc.2.bias'] = torch.zeros(16)
+    state['module.queue'] = torch.zeros(16, 32)
+    path = str(tmp_path / 'checkpoint_0199.pth.tar')
+    torch.save({'epoch': 200, 'arch': 'resnet18', 'state_dict': state}, path)
+    online, info = load_backbone(CFG, path)
+    assert info['prefix'] == 'module.encoder_q.'
+    assert info['ignored_keys'] == ['fc.0.weight', 'fc.2.bias']
+    assert _same_weights(online, model.backbone)
+    momentum, info = load_backbone(CFG, path, 'momentum')
+    assert info['prefix'] == 'module.encoder_k.'
+    assert _same_weights(momentum, model.encoder_k.module[0])
+
+
+def test_another_width_is_refused_by_shape(tmp_path):
+    from mmpretrain.models import ResNet
+    narrow = ResNet(depth=18, stem_channels=32, base_channels=32).state_dict()
+    path = str(tmp_path / 'narrow.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in narrow.items()}}, path)
+    with pytest.raises(RuntimeError, match=r'size mismatch for conv1\.weight'):
+        load_backbone(CFG, path)
+
+
 def test_incomplete_checkpoint_and_missing_file(moco_ckpt, tmp_path):
     _, model = moco_ckpt
     state = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()

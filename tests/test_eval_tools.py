@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,8 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = ('knn_eval', 'linear_probe', 'voc_svm', 'segment_retrieval',
-         'visualize_retrieval', 'plot_curves')
+         'visualize_retrieval', 'plot_curves', 'class_activation_maps',
+         'davis_label_propagation', 'crop_iou')
 CHANCE = 100 / 6  # six balanced demo classes
 
 
@@ -317,6 +319,78 @@ def test_voc_tools_name_their_own_flag_when_the_tree_is_missing(
     assert '--voc-root' in str(err.value) and '--data-root' not in str(err.value)
 
 
+def _reference_segment_retrieval(cfg_path, ckpt, voc_root, num_images, k):
+    """Appendix A.7 written out again without the tool's code: cv2 / PIL reading, the dilated
+    backbone called directly, per-image K-means, numpy nearest neighbours, upsampling by
+    index arithmetic and a bincount confusion matrix."""
+    from mmpretrain.registry import MODELS
+    from PIL import Image
+    from sklearn.cluster import KMeans
+    cfg = Config.fromfile(cfg_path)
+    backbone = MODELS.build(
+        dict(cfg.model.backbone, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)))
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)['state_dict']
+    backbone.load_state_dict({
+        k[len('backbone.'):]: v
+        for k, v in state.items() if k.startswith('backbone.')
+    })
+    backbone.eval()
+    pre = cfg.model.data_preprocessor
+    mean = torch.tensor(pre['mean']).view(3, 1, 1)
+    std = torch.tensor(pre['std']).view(3, 1, 1)
+
+    def regions(split):
+        with open(osp.join(voc_root, 'ImageSets', 'Segmentation',
+                           f'{split}.txt')) as f:
+            ids = f.read().split()[:num_images]
+        for img_id in ids:
+            rgb = cv2.imread(osp.join(voc_root, 'JPEGImages',
+                                      f'{img_id}.jpg'))[..., ::-1].copy()
+            x = (torch.from_numpy(rgb).permute(2, 0, 1).float() - mean) / std
+            with torch.no_grad():
+                fmap = backbone(x[None])[-1][0].numpy()
+            gt = np.array(
+                Image.open(
+                    osp.join(voc_root, 'SegmentationClass', f'{img_id}.png')))
+            c, h, w = fmap.shape
+            pixels = fmap.reshape(c, -1).T.astype(np.float64)
+            pixels /= np.linalg.norm(pixels, axis=1, keepdims=True)
+            num = min(k, len(np.unique(pixels.round(6), axis=0)))
+            assign = KMeans(num, n_init=1, random_state=0).fit_predict(pixels)
+            _, region = np.unique(assign, return_inverse=True)
+            desc = np.stack([pixels[region == r].mean(0)
+                             for r in range(region.max() + 1)])
+            desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+            # nearest-neighbour upsampling: output pixel i reads input i * h // H
+            rows = np.arange(gt.shape[0]) * h // gt.shape[0]
+            cols = np.arange(gt.shape[1]) * w // gt.shape[1]
+            yield region.reshape(h, w)[rows][:, cols], desc, gt
+
+    memory, memory_labels = [], []
+    for up, desc, gt in regions('train'):
+        for r in range(len(desc)):
+            values = gt[(up == r) & (gt != 255)]
+            if values.size:
+                memory.append(desc[r])
+                memory_labels.append(np.bincount(values).argmax())
+    memory, memory_labels = np.stack(memory), np.array(memory_labels)
+    conf, num_val_regions = np.zeros((21, 21), np.int64), 0
+    for up, desc, gt in regions('val'):
+        labels = memory_labels[(desc @ memory.T).argmax(1)]
+        pred, valid = labels[up], gt != 255
+        conf += np.bincount(21 * gt[valid] + pred[valid],
+                            minlength=21 * 21).reshape(21, 21)
+        num_val_regions += len(desc)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    present = union > 0
+    return dict(
+        mIoU=float((tp[present] / union[present]).mean()),
+        confusion=conf.tolist(),
+        num_train_regions=len(memory_labels),
+        num_val_regions=num_val_regions)
+
+
 def test_segment_retrieval_on_demo_voc(trained_run, voc_root, tmp_path):
     out = str(tmp_path / 'seg.json')
     result = tool('segment_retrieval').main([
@@ -331,6 +405,16 @@ def test_segment_retrieval_on_demo_voc(trained_run, voc_root, tmp_path):
     assert saved['backbone_overrides'] == dict(
         strides=[1, 2, 2, 1], dilations=[1, 1, 1, 2])
     assert saved['num_val_regions'] <= 5 * 4
+    # the same number, pixel for pixel, from an independent implementation
+    reference = _reference_segment_retrieval(trained_run['cfg'],
+                                             trained_run['ckpt'], voc_root, 5,
+                                             4)
+    assert saved['confusion'] == reference['confusion']
+    assert saved['mIoU'] == pytest.approx(reference['mIoU'], abs=1e-12)
+    assert saved['num_train_regions'] == reference['num_train_regions']
+    assert saved['num_val_regions'] == reference['num_val_regions']
+    # more than one class retrieved and scored: the check is not a trivial all-background
+    assert sum(v is not None for v in saved['per_class_iou']) > 1
 
 
 def test_visualize_retrieval(trained_run, tmp_path):

@@ -10,11 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+
+import demo_runs  # tests/helpers, on sys.path through tests/conftest.py
+from warm_python import run_warm
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = sys.executable
@@ -22,39 +26,31 @@ HELPERS = osp.join(ROOT, 'tests', 'helpers')
 
 
 def options(data_root, **extra):
-    """A 16-image, 2-iterations-per-epoch demo run (as tests/test_reliability.py)."""
-    opts = {
-        'train_dataloader.dataset.data_root': data_root,
-        'train_dataloader.batch_size': 8,
-        # one worker: the pipeline's random stream does not depend on the main process
-        'train_dataloader.num_workers': 1,
-        'train_dataloader.persistent_workers': False,
-        'train_dataloader.dataset.indices': 16,
-        'model.head.queue_len': 64,
-        'model.head.knn_k': 4,
-        'model.knn_warmup_epochs': 1,
-        'custom_hooks': '[]',
-        'default_hooks.checkpoint.interval': 1,
-        'train_cfg.max_epochs': 2,
-    }
-    opts.update(extra)
-    return [f'{k}={v}' for k, v in opts.items()]
+    """A 16-image, 2-iterations-per-epoch, 2-epoch demo run: tests/conftest.py's shared runs
+    (the recipe's 2 persistent workers, K = 64, k = 4, 1 warm-up epoch, a checkpoint every
+    epoch), so that a resumed run here trains what ``demo_straight_run`` trained."""
+    return demo_runs.demo_options(data_root, **{'train_cfg.max_epochs': 2, **extra})
 
 
-def train(work_dir, opts, *extra, check=True, env=None, wait=True,
+def train(work_dir, opts, *extra, check=True, env=None, wait=True, fresh=False,
           config='configs/knn_moco_demo.py'):
+    """tools/train.py forked from the warm interpreter (tests/helpers/warm_python.py);
+    ``fresh``: a new interpreter (the whole output of a start-up error); ``wait=False``: a
+    running subprocess."""
     args = [
         PY, 'tools/train.py', str(config), '--work-dir',
         str(work_dir), *extra, '--cfg-options', *opts
     ]
-    full_env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
-                    PYTHONPATH=HELPERS, **(env or {}))
+    full_env = demo_runs.train_env(**(env or {}))
     if not wait:
         return subprocess.Popen(args, cwd=ROOT, env=full_env,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-    result = subprocess.run(args, cwd=ROOT, env=full_env, capture_output=True,
-                            text=True, timeout=600)
+    if fresh:
+        result = subprocess.run(args, cwd=ROOT, env=full_env, capture_output=True,
+                                text=True, timeout=600)
+    else:
+        result = run_warm(args, cwd=ROOT, env=full_env)
     out = result.stdout + result.stderr
     if check:
         assert result.returncode == 0, out[-4000:]
@@ -73,11 +69,9 @@ def assert_same_weights(a, b):
 
 
 @pytest.fixture(scope='module')
-def pretrained_run(demo_root, tmp_path_factory):
-    """One straight 2-epoch run: ``epoch_1.pth``, ``epoch_2.pth`` and its output."""
-    work_dir = tmp_path_factory.mktemp('straight')
-    _, out = train(work_dir, options(demo_root))
-    return work_dir, out
+def pretrained_run(demo_straight_run):
+    """One straight 2-epoch run (tests/conftest.py): ``epoch_1.pth``, ``epoch_2.pth``, output."""
+    return Path(demo_straight_run.work_dir), demo_straight_run.output
 
 
 @pytest.fixture(scope='module')
@@ -333,7 +327,7 @@ def test_guard_stops_every_rank_when_one_rank_breaks():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only machine')
 def test_amp_without_cuda_stops_before_the_config_dump(demo_root, tmp_path):
-    code, out = train(tmp_path, options(demo_root), '--amp', check=False)
+    code, out = train(tmp_path, options(demo_root), '--amp', check=False, fresh=True)
     assert code != 0
     assert 'ERROR: --amp (AmpOptimWrapper) needs a CUDA GPU' in out
     assert 'Config:' not in out  # stopped before the Runner was built

@@ -1,12 +1,14 @@
 """KNNMoCo + DualQueueHead: exact step semantics on a tiny ResNet-18."""
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import MODELS
 
+from revisit_ssl.engine.hooks import KNNWarmupHook
 from revisit_ssl.models.losses import find_neighbours, knn_contrastive_loss
 
 WIDTH = 8  # ResNet-18 with 8 base channels: last stage has 64 channels
@@ -62,12 +64,10 @@ def views(batch=4, num_small=0, size=32, small=16, seed=1):
     ]
 
 
-@pytest.fixture(autouse=True)
-def epoch_zero():
-    hub = MessageHub.get_current_instance()
-    hub.update_info('epoch', 0)
-    yield
-    hub.update_info('epoch', 0)
+def runner_at(model, epoch=0, iter=0, loop=EpochBasedTrainLoop, **extra):
+    """What KNNWarmupHook reads of a runner: its model, counters and loop type."""
+    return SimpleNamespace(model=model, epoch=epoch, iter=iter,
+                           train_loop=object.__new__(loop), world_size=1, **extra)
 
 
 def total_loss(model, losses):
@@ -263,10 +263,11 @@ def test_loading_a_checkpoint_with_another_queue_len_is_an_error():
 
 def test_warmup_excludes_then_includes_weighted_knn():
     model = build(warmup=2, use_knn=True)
-    hub = MessageHub.get_current_instance()
+    hook = KNNWarmupHook()
+    hook.before_train(runner_at(model))
     for step, (epoch, active) in enumerate(((0, False), (1, False), (2, True),
                                             (5, True))):
-        hub.update_info('epoch', epoch)
+        hook.before_train_iter(runner_at(model, epoch=epoch), 0)
         losses = model.loss(views(batch=4, seed=epoch), None)
         # the queues advance in every epoch, warm-up included
         assert int(model.head.queue_ptr) == (step + 1) * 4 % 24
@@ -283,6 +284,7 @@ def test_warmup_excludes_then_includes_weighted_knn():
 
 def test_backbone_queue_fills_during_warmup():
     model = build(warmup=10, use_knn=True, queue_len=8)
+    model.set_knn_active(False)  # what KNNWarmupHook sets in epoch 0
     before = model.head.backbone_queue.clone()
     inputs = views(batch=4, seed=5)
     model.loss(inputs, None)

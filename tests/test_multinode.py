@@ -10,13 +10,14 @@ import json
 import os
 import os.path as osp
 import shutil
-import socket
-import stat
 import subprocess
 import sys
 
 import pytest
 import torch
+
+import demo_runs  # tests/helpers, on sys.path through tests/conftest.py
+from demo_runs import dist_train, run_on_free_port, write_script
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VENV_PY = osp.join(ROOT, '.venv', 'bin', 'python')
@@ -32,53 +33,10 @@ needs_venv = pytest.mark.skipif(
     reason='the launchers default to .venv/bin/python, which this checkout lacks')
 
 # 16 images, 8 per rank on 2 ranks: 1 iteration of global batch 16 per epoch; 2 epochs with a
-# 1-epoch warm-up, so the second step uses the NN loss and both steps enqueue.
-EPOCHS = 2
-SMALL = [
-    f'train_cfg.max_epochs={EPOCHS}',
-    'train_dataloader.batch_size=8',
-    'train_dataloader.num_workers=0',
-    'train_dataloader.persistent_workers=False',
-    'train_dataloader.dataset.indices=16',
-    'model.head.queue_len=64',
-    'model.head.knn_k=4',
-    'model.knn_warmup_epochs=1',
-    'default_hooks.checkpoint.interval=1',
-    'default_hooks.logger.interval=1',
-    'custom_hooks=[]',
-]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def port_was_taken(output: str) -> bool:
-    """Whether a run failed because another process took its port meanwhile."""
-    return 'EADDRINUSE' in output or 'ddress already in use' in output
-
-
-def write_script(path: str, text: str) -> str:
-    with open(path, 'w') as f:
-        f.write(text)
-    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
-    return path
-
-
-@pytest.fixture(scope='module')
-def fake_bin(tmp_path_factory) -> str:
-    """A PATH folder with a ``python`` that is not the project's, ``srun`` and ``scontrol``."""
-    bin_dir = str(tmp_path_factory.mktemp('bin'))
-    write_script(osp.join(bin_dir, 'python'),
-                 '#!/bin/sh\necho "python from PATH, not the project\'s" >&2\nexit 97\n')
-    write_script(osp.join(bin_dir, 'srun'),
-                 f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_SRUN}" "$@"\n')
-    # the master host of every fake node list
-    write_script(osp.join(bin_dir, 'scontrol'), '#!/bin/sh\necho 127.0.0.1\n')
-    return bin_dir
+# 1-epoch warm-up, so the second step uses the NN loss and both steps enqueue. The options of
+# tests/conftest.py's ``demo_dist_run``, the one-node reference.
+EPOCHS = demo_runs.LAUNCH_EPOCHS
+SMALL = demo_runs.LAUNCH_OPTIONS
 
 
 def launch_env(fake_bin: str, **extra) -> dict:
@@ -88,41 +46,6 @@ def launch_env(fake_bin: str, **extra) -> dict:
                PYTHONWARNINGS='ignore')
     env.update(extra)
     return env
-
-
-def train_args(demo_root: str) -> list:
-    return ['--cfg-options', f'train_dataloader.dataset.data_root={demo_root}', *SMALL]
-
-
-def dist_train(work_dir, demo_root, gpus, env):
-    return subprocess.Popen(
-        ['bash', 'tools/dist_train.sh', 'configs/knn_moco_demo.py', str(gpus),
-         '--work-dir', work_dir, *train_args(demo_root)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish(procs, timeout=900):
-    """Wait for all processes; (returncodes, outputs)."""
-    outputs = []
-    try:
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=timeout)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return [p.returncode for p in procs], outputs
-
-
-def run_on_free_port(start, attempts=3):
-    """``start(port)`` returns processes; rerun on a fresh port if one was taken meanwhile."""
-    for _ in range(attempts):
-        codes, outputs = finish(start(free_port()))
-        if all(c == 0 for c in codes) or not port_was_taken(''.join(outputs)):
-            break
-    assert all(c == 0 for c in codes), '\n\n'.join(o[-3000:] for o in outputs)
-    return outputs
 
 
 def load(path):
@@ -146,13 +69,9 @@ def assert_same_training(ckpt, reference):
 
 
 @pytest.fixture(scope='module')
-def single_node(demo_root, fake_bin, tmp_path_factory):
-    """Checkpoint of ``dist_train.sh CONFIG 2``: one node, two CPU processes."""
-    work_dir = str(tmp_path_factory.mktemp('one_node'))
-    run_on_free_port(lambda port: [
-        dist_train(work_dir, demo_root, 2, launch_env(fake_bin, PORT=str(port)))
-    ])
-    return load(osp.join(work_dir, f'epoch_{EPOCHS}.pth'))
+def single_node(demo_dist_run):
+    """Checkpoint of ``dist_train.sh CONFIG 2``: one node, two CPU processes (conftest.py)."""
+    return load(demo_dist_run.path(f'epoch_{EPOCHS}.pth'))
 
 
 @needs_venv
@@ -189,7 +108,7 @@ def test_slurm_train_on_two_cpu_nodes_matches_one_node(demo_root, fake_bin, tmp_
         return [
             subprocess.Popen(
                 ['bash', 'tools/slurm_train.sh', 'cpu', 'knn_moco', 'configs/knn_moco_demo.py',
-                 work_dir, *train_args(demo_root)],
+                 work_dir, *demo_runs.launch_args(demo_root)],
                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True)
         ]

@@ -1,64 +1,58 @@
 """Exact resume and 2-rank data parallel correctness on CPU processes (gloo)."""
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 import torch
 
+# tests/helpers, on sys.path through tests/conftest.py
+from demo_runs import free_port, port_was_taken
+from warm_python import run_warm, run_warm_group
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = sys.executable
-
-
-def run(args, **env):
-    full_env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
-                    **env)
-    result = subprocess.run(args, cwd=ROOT, env=full_env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout[-2000:] +
-                                    result.stderr[-4000:])
-    return result
 
 
 def load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
+def run_ranks(args, nproc):
+    """``torchrun --nproc_per_node=nproc SCRIPT ARGS``: the ranks get torchrun's variables,
+    each forked from the warm interpreter (tests/helpers/warm_python.py); the launchers
+    themselves (tools/dist_train.sh, torchrun) are tested by tests/test_multinode.py."""
+    for _ in range(3):  # a fresh port if another process took this one meanwhile
+        port = str(free_port())
+        envs = [dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
+                     RANK=str(rank), LOCAL_RANK=str(rank), GROUP_RANK='0',
+                     WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
+                     MASTER_ADDR='127.0.0.1', MASTER_PORT=port) for rank in range(nproc)]
+        results = run_warm_group([([PY, *args], ROOT, env) for env in envs])
+        if all(r.returncode == 0 for r in results) or not port_was_taken(
+                ''.join(r.stdout + r.stderr for r in results)):
+            break
+    for result in results:
+        assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-4000:])
+
+
 # ----------------------------------------------------------------------------- exact resume
 
 
-def test_resume_is_bit_exact(demo_root, tmp_path):
+def test_resume_is_bit_exact(demo_straight_run, demo_resumed_run):
     """2 epochs in one go == 1 epoch, stop, --resume, 1 more epoch (weights, queues, optimizer).
 
     With the recipe's loader: persistent workers (2 here). mmengine seeds each worker once
     from (seed, rank, worker id), so a persistent worker's random stream runs on across
     epochs and a resumed run would restart it; PerSampleSeedSampler (the recipe's sampler)
     draws every sample's augmentations from (seed, epoch, index) instead, whichever worker
-    loads it and whatever it loaded before.
+    loads it and whatever it loaded before. The runs are tests/conftest.py's shared demo
+    runs (16 images, batch 8, K = 64, a 1-epoch kNN warm-up: the resumed epoch uses the NN
+    loss).
     """
-    options = [
-        f'train_dataloader.dataset.data_root={demo_root}',
-        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=2',
-        'train_dataloader.persistent_workers=True',  # the recipe's default
-        'train_dataloader.dataset.indices=16', 'model.head.queue_len=64',
-        'model.head.knn_k=4', 'custom_hooks=[]',
-        'default_hooks.checkpoint.interval=1'
-    ]
-
-    def train(work_dir, epochs, *extra):
-        return run([
-            PY, 'tools/train.py', 'configs/knn_moco_demo.py', '--work-dir',
-            str(work_dir), *extra, '--cfg-options',
-            f'train_cfg.max_epochs={epochs}', *options
-        ])
-
-    straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
-    train(straight, 2)
-    train(resumed, 1)
-    log = train(resumed, 2, '--resume').stdout
-    assert 'resumed epoch: 1, iter: 2' in log
-    a, b = load(straight / 'epoch_2.pth'), load(resumed / 'epoch_2.pth')
+    assert 'resumed epoch: 1, iter: 2' in demo_resumed_run.stdout
+    a = load(demo_straight_run.path('epoch_2.pth'))
+    b = load(demo_resumed_run.path('epoch_2.pth'))
     assert a['meta']['iter'] == b['meta']['iter'] == 4
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for key in a['state_dict']:
@@ -102,15 +96,13 @@ def dump_run(tmp_path, demo_root, name, nproc, batch):
     cfg.write_text(EXACT_CFG.format(root=ROOT, batch=batch, data=demo_root))
     work_dir = tmp_path / name
     script = osp.join(ROOT, 'tests', 'helpers', 'train_and_dump.py')
-    if nproc == 1:
-        run([PY, script, str(cfg), '--work-dir', str(work_dir)])
+    if nproc == 1:  # forked from the warm interpreter (tests/helpers/warm_python.py)
+        result = run_warm([PY, script, str(cfg), '--work-dir', str(work_dir)], cwd=ROOT,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1'))
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     else:
-        run([
-            PY, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-            f'--master_port={29600 + os.getpid() % 1000}', script,
-            str(cfg), '--work-dir',
-            str(work_dir), '--launcher', 'pytorch'
-        ])
+        run_ranks([script, str(cfg), '--work-dir', str(work_dir), '--launcher', 'pytorch'],
+                  nproc)
     return [load(work_dir / f'rank{r}_state.pth') for r in range(nproc)]
 
 
@@ -150,9 +142,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(
 def test_shuffle_bn_ranks_stay_identical(demo_root, tmp_path, nproc):
     """The paper's setting (BN, shuffle-BN across ranks): ranks agree on weights and queues."""
     result_dir = tmp_path / 'bn'
-    run([
-        PY, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-        f'--master_port={29700 + os.getpid() % 1000}',
+    run_ranks([
         osp.join(ROOT, 'tests', 'helpers', 'train_and_dump.py'),
         'configs/knn_moco_demo.py', '--work-dir',
         str(result_dir), '--launcher', 'pytorch', '--cfg-options',
@@ -162,7 +152,7 @@ def test_shuffle_bn_ranks_stay_identical(demo_root, tmp_path, nproc):
         'train_dataloader.dataset.indices=16', 'model.head.queue_len=32',
         'model.head.knn_k=4', 'train_cfg.max_epochs=2', 'custom_hooks=[]',
         'default_hooks.checkpoint.interval=100'
-    ])
+    ], nproc)
     states = [load(result_dir / f'rank{r}_state.pth') for r in range(nproc)]
     bn_stats = ('running_mean', 'running_var', 'num_batches_tracked')
     compared = 0

@@ -5,13 +5,13 @@ import multiprocessing
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
 
 from revisit_ssl.datasets.transforms.strict_load_image import (
     StrictLoadImageFromFile, TooManyUnreadableImagesError, UnreadableImageError)
+from warm_python import run_warm  # tests/helpers, on sys.path through tests/conftest.py
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -47,12 +47,12 @@ def train(tmp_path, root, *options, hooks=True):
         "custom_hooks = [dict(type='SkippedImageReportHook')]\n"
         if hooks else 'custom_hooks = []\n'))
     work_dir = str(tmp_path / 'work')
-    proc = subprocess.run(
+    # forked from the warm interpreter (tests/helpers/warm_python.py): as a subprocess
+    proc = run_warm(
         [sys.executable, 'tools/train.py', str(cfg), '--work-dir', work_dir,
          '--cfg-options', f'train_dataloader.dataset.data_root={root}', *SMALL,
          *options],
-        cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1'),
-        capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1'))
     logs = glob.glob(osp.join(work_dir, '*', '*.log'))
     return proc, (open(logs[0]).read() if logs else '')
 

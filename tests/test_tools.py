@@ -1,4 +1,9 @@
-"""tools/train.py, --resume with safe loading, dist_train.sh on CPU, data-root errors."""
+"""tools/train.py, --resume with safe loading, dist_train.sh on CPU, data-root errors.
+
+The training runs are tests/conftest.py's shared demo runs (1 epoch, stop, --resume to 2;
+dist_train.sh with 2 processes), also read by tests/test_reliability.py and
+tests/test_multinode.py.
+"""
 import os
 import os.path as osp
 import subprocess
@@ -11,21 +16,6 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = sys.executable
 
-# 16 images at batch 8 = 2 iterations per epoch; K=64 is a multiple of 8 and 16.
-SMALL = [
-    'train_dataloader.batch_size=8',
-    'train_dataloader.num_workers=0',
-    'train_dataloader.persistent_workers=False',
-    'train_dataloader.dataset.indices=16',
-    'model.head.queue_len=64',
-    'model.head.knn_k=4',
-    # the demo's 10 warm-up epochs and 10-epoch checkpoints, shortened for 1-2 epoch runs
-    'model.knn_warmup_epochs=1',
-    'default_hooks.checkpoint.interval=1',
-    'default_hooks.logger.interval=1',
-    'custom_hooks=[]',
-]
-
 
 def run_tool(args, cwd=ROOT, env=None):
     full_env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
@@ -34,34 +24,22 @@ def run_tool(args, cwd=ROOT, env=None):
                           text=True, timeout=600)
 
 
-def train(demo_root, work_dir, *extra, epochs=1):
-    return run_tool([
-        PY, 'tools/train.py', 'configs/knn_moco_demo.py', '--work-dir',
-        work_dir, *extra, '--cfg-options',
-        f'train_dataloader.dataset.data_root={demo_root}',
-        f'train_cfg.max_epochs={epochs}', *SMALL
-    ])
-
-
 def load(path):
     # torch's default, safe loading: our checkpoint types must be allow-listed
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def test_train_then_resume_continues_iteration_counter(demo_root, tmp_path):
-    work_dir = str(tmp_path / 'work')
-    first = train(demo_root, work_dir, epochs=1)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert 'Checkpoint: ' in first.stdout
-    ckpt1 = load(osp.join(work_dir, 'epoch_1.pth'))
+def test_train_then_resume_continues_iteration_counter(demo_stopped_run,
+                                                      demo_resumed_run):
+    # tests/conftest.py: 1 epoch, the run stops; then --resume to 2 epochs
+    assert 'Checkpoint: ' in demo_stopped_run.stdout
+    ckpt1 = load(demo_stopped_run.path('epoch_1.pth'))
     assert ckpt1['meta']['iter'] == 2 and ckpt1['meta']['epoch'] == 1
     assert int(ckpt1['state_dict']['head.queue_ptr']) == 16
 
-    second = train(demo_root, work_dir, '--resume', epochs=2)
-    assert second.returncode == 0, second.stderr[-3000:]
-    log = second.stdout + second.stderr
+    log = demo_resumed_run.output
     assert 'resumed epoch: 1, iter: 2' in log
-    ckpt2 = load(osp.join(work_dir, 'epoch_2.pth'))
+    ckpt2 = load(demo_resumed_run.path('epoch_2.pth'))
     assert ckpt2['meta']['iter'] == 4 and ckpt2['meta']['epoch'] == 2
     # the queue kept the first run's keys and went on from its pointer
     assert int(ckpt2['state_dict']['head.queue_ptr']) == 32
@@ -71,33 +49,23 @@ def test_train_then_resume_continues_iteration_counter(demo_root, tmp_path):
     assert 'loss_knn:' in log and 'knn_raw:' in log
 
 
-def test_checkpoint_reloads_into_the_demo_model(demo_root, tmp_path):
+def test_checkpoint_reloads_into_the_demo_model(demo_stopped_run):
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
-    work_dir = str(tmp_path / 'work')
-    assert train(demo_root, work_dir).returncode == 0
     cfg = Config.fromfile(osp.join(ROOT, 'configs/knn_moco_demo.py'))
     cfg.merge_from_dict({'model.head.queue_len': 64, 'model.head.knn_k': 4})
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, osp.join(work_dir, 'epoch_1.pth'), strict=True)
-    saved = load(osp.join(work_dir, 'epoch_1.pth'))['state_dict']
+    load_checkpoint(model, demo_stopped_run.path('epoch_1.pth'), strict=True)
+    saved = load(demo_stopped_run.path('epoch_1.pth'))['state_dict']
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[key]), key
 
 
-def test_dist_train_two_cpu_processes(demo_root, tmp_path):
-    work_dir = str(tmp_path / 'dist')
-    result = run_tool(
-        [
-            'bash', 'tools/dist_train.sh', 'configs/knn_moco_demo.py', '2',
-            '--work-dir', work_dir, '--cfg-options',
-            f'train_dataloader.dataset.data_root={demo_root}',
-            'train_cfg.max_epochs=1', *SMALL
-        ],
-        env=dict(PYTHON=PY, PORT=str(29500 + os.getpid() % 1000)))
-    assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = load(osp.join(work_dir, 'epoch_1.pth'))
+def test_dist_train_two_cpu_processes(demo_dist_run):
+    # tests/conftest.py: `bash tools/dist_train.sh configs/knn_moco_demo.py 2`, 2 epochs,
+    # also the reference of tests/test_multinode.py
+    ckpt = load(demo_dist_run.path('epoch_1.pth'))
     # 16 images over 2 ranks at 8 per rank: 1 iteration of global batch 16
     assert ckpt['meta']['iter'] == 1
     assert int(ckpt['state_dict']['head.queue_ptr']) == 16

@@ -3,7 +3,7 @@ import mmcv
 import numpy as np
 import pytest
 
-from revisit_ssl.datasets.transforms import ConstrainedMultiCrop
+from revisit_ssl.datasets.transforms import OVERLAP_PRESETS, ConstrainedMultiCrop
 
 NUM_DRAWS = 1200
 KEY = ConstrainedMultiCrop.KEY_INDEX
@@ -177,7 +177,148 @@ def test_two_crop_mode_is_moco_v2():
     (dict(max_tries=0), 'max_tries'),
     (dict(small_scale=(0.2, 0.1)), 'small_scale'),
     (dict(large_size=0), 'large_size'),
+    (dict(max_iou=1.0), r'max_iou.*\[0, 1\).*max_iou=None'),
+    (dict(max_iou=-0.1), 'max_iou'),
+    (dict(max_iou='0.3'), 'max_iou'),
+    (dict(num_large=1, num_small=0, max_iou=0.3), 'max_iou.*num_large >= 2'),
+    (dict(overlap_preset='official'), "overlap_preset must be one of \\['paper', 'release'\\]"),
+    (dict(overlap_preset='release', min_overlap=0.3), 'drop min_overlap to use the preset'),
+    (dict(overlap_preset='paper', max_tries=10), 'drop max_tries to use the preset'),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConstrainedMultiCrop(**kwargs)
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def _intersection(box, key) -> int:
+    """Pixels of ``box`` inside ``key`` (plain Python ints, independent of the sampler)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    inter_w = max(0, min(x2, int(key[2])) - max(x1, int(key[0])))
+    inter_h = max(0, min(y2, int(key[3])) - max(y1, int(key[1])))
+    return inter_w * inter_h
+
+
+def test_overlap_presets_set_the_rule():
+    paper, release = ConstrainedMultiCrop(overlap_preset='paper'), ConstrainedMultiCrop(
+        overlap_preset='release')
+    assert (paper.min_overlap, paper.overlap_area, paper.max_tries) == (0.2, 'crop', 50)
+    assert (release.min_overlap, release.overlap_area, release.max_tries) == (0.1, 'target',
+                                                                               10)
+    assert OVERLAP_PRESETS == {'paper': (0.2, 'crop', 50), 'release': (0.1, 'target', 10)}
+    # A value equal to the preset's is accepted; the preset draws exactly what the three
+    # arguments spelled out draw.
+    spelled = ConstrainedMultiCrop(min_overlap=0.1, overlap_area='target', max_tries=10)
+    same = ConstrainedMultiCrop(overlap_preset='release', min_overlap=0.1)
+    for seed in range(20):
+        expected = spelled.sample_boxes(480, 640, np.random.default_rng(seed))
+        for crop in (release, same):
+            boxes, fallbacks = crop.sample_boxes(480, 640, np.random.default_rng(seed))
+            assert np.array_equal(boxes, expected[0]) and fallbacks == expected[1]
+        default = ConstrainedMultiCrop().sample_boxes(480, 640, np.random.default_rng(seed))
+        as_paper = paper.sample_boxes(480, 640, np.random.default_rng(seed))
+        assert np.array_equal(default[0], as_paper[0]) and default[1] == as_paper[1]
+
+
+@pytest.mark.parametrize('preset', ['paper', 'release'])
+def test_each_preset_holds_its_invariant_over_many_draws(preset):
+    """paper: small ∩ key >= 20% of the small crop's pixels; release: >= 10% of its target area.
+
+    The target area T is not returned, but the rounded sides bound it: w = round(sqrt(T a))
+    and h = round(sqrt(T / a)) give T >= (w - 1/2)(h - 1/2), so the release's rule implies
+    small ∩ key >= 0.1 (w - 1/2)(h - 1/2).
+    """
+    crop = ConstrainedMultiCrop(overlap_preset=preset)
+    rng = np.random.default_rng(10)
+    below_paper_rule, typical_fallbacks, typical = 0, 0, 0
+    for height, width in _image_sizes(rng, 600):
+        boxes, num_fallbacks = crop.sample_boxes(height, width, rng)
+        _assert_inside(boxes, height, width)
+        violations = 0
+        for box in boxes[2:]:
+            inter = _intersection(box, boxes[KEY])
+            w, h = int(box[2] - box[0]), int(box[3] - box[1])
+            if preset == 'paper':
+                violations += inter < 0.2 * w * h
+            else:
+                violations += inter < 0.1 * (w - 0.5) * (h - 0.5)
+                below_paper_rule += inter < 0.2 * w * h
+        # Every small crop that is not a fallback meets the preset's rule.
+        assert violations <= num_fallbacks <= 4, (preset, height, width, boxes)
+        if min(height, width) >= 100 and max(height, width) / min(height, width) < 2:
+            typical += 4
+            typical_fallbacks += num_fallbacks
+    # The rule is enforced, not bypassed: photo-like images (nearly) never fall back.
+    assert typical > 1000 and typical_fallbacks <= 0.005 * typical, (typical_fallbacks,
+                                                                      typical)
+    if preset == 'release':
+        # The release's weaker rule admits crops the paper's rule rejects.
+        assert below_paper_rule > 0.02 * 4 * 600, below_paper_rule
+
+
+# ----------------------------------------------------------------------------- max_iou
+
+
+def _iou(box_a, box_b) -> float:
+    """IoU of two boxes from plain Python ints."""
+    inter = _intersection(box_a, box_b)
+    area_a = int((box_a[2] - box_a[0]) * (box_a[3] - box_a[1]))
+    area_b = int((box_b[2] - box_b[0]) * (box_b[3] - box_b[1]))
+    return inter / (area_a + area_b - inter)
+
+
+@pytest.mark.parametrize('max_iou', [0.1, 0.3, 0.5])
+def test_max_iou_caps_query_key_iou_over_many_draws(max_iou):
+    crop = ConstrainedMultiCrop(max_iou=max_iou)  # CC with 4 small crops, 50 tries
+    rng = np.random.default_rng(20)
+    typical_pair_fallbacks, typical = 0, 0
+    for height, width in _image_sizes(rng, 600):
+        boxes, num_fallbacks = crop.sample_boxes(height, width, rng)
+        _assert_inside(boxes, height, width)
+        iou = _iou(boxes[0], boxes[1])
+        small_violations = int(
+            (_overlap_fraction(boxes[2:], boxes[KEY]) < 0.2 - 1e-12).sum())
+        # A pair over the cap is the pair fallback (the first, unconstrained pair stays).
+        pair_fallback = int(iou > max_iou)
+        assert small_violations + pair_fallback <= num_fallbacks <= 4 + pair_fallback, (
+            height, width, boxes, num_fallbacks)
+        if min(height, width) >= 100 and max(height, width) / min(height, width) < 2:
+            typical += 1
+            typical_pair_fallbacks += pair_fallback
+    # Enforced, not bypassed: the cap holds on nearly every photo-like image (at 0.1, about
+    # 2.4% of unconstrained pairs pass, so 50 tries miss (0.976 ** 50) ~ 30% of the time).
+    assert typical_pair_fallbacks <= {0.1: 0.45, 0.3: 0.01, 0.5: 0.002}[max_iou] * typical
+
+
+def test_max_iou_counts_pair_fallbacks_and_keeps_the_first_pair():
+    # Two crops of >= 90% of the image always overlap by more than 0.8 IoU.
+    plain = ConstrainedMultiCrop(large_scale=(0.9, 1.0), num_small=0)
+    capped = ConstrainedMultiCrop(large_scale=(0.9, 1.0), num_small=0, max_iou=0.5,
+                                  max_tries=7)
+    for seed in range(30):
+        boxes, num_fallbacks = capped.sample_boxes(300, 400, np.random.default_rng(seed))
+        assert num_fallbacks == 1
+        assert _iou(boxes[0], boxes[1]) > 0.5
+        expected, _ = plain.sample_boxes(300, 400, np.random.default_rng(seed))
+        assert np.array_equal(boxes, expected)  # the fallback is the unconstrained draw
+        results = capped(dict(img=np.zeros((300, 400, 3), np.uint8)))
+        assert results['num_crop_fallbacks'] == 1
+
+
+def test_max_iou_keeps_passing_pairs_and_lowers_the_iou():
+    plain, capped = ConstrainedMultiCrop(), ConstrainedMultiCrop(max_iou=0.3)
+    plain_ious, capped_ious, kept = [], [], 0
+    for seed in range(300):
+        p_boxes, p_fallbacks = plain.sample_boxes(480, 640, np.random.default_rng(seed))
+        c_boxes, c_fallbacks = capped.sample_boxes(480, 640, np.random.default_rng(seed))
+        plain_ious.append(_iou(p_boxes[0], p_boxes[1]))
+        capped_ious.append(_iou(c_boxes[0], c_boxes[1]))
+        if plain_ious[-1] <= 0.3:
+            # The drawn pair passes: the same views (small crops too) as without the option.
+            assert np.array_equal(p_boxes, c_boxes) and p_fallbacks == c_fallbacks
+            kept += 1
+    assert kept > 20
+    assert max(capped_ious) <= 0.3 < max(plain_ious)
+    assert np.mean(capped_ious) < np.mean(plain_ious) - 0.2

@@ -143,14 +143,92 @@ def test_corrupt_file_error_surfaces_through_dataset(tmp_path):
         dataset[0]
 
 
-def test_visualize_crops_tool(tmp_path, project_root):
+def _overlap(box, key):
+    """Share of ``box``'s area inside ``key`` (both x1, y1, x2, y2), written independently."""
+    w = min(box[2], key[2]) - max(box[0], key[0])
+    h = min(box[3], key[3]) - max(box[1], key[1])
+    return max(w, 0) * max(h, 0) / ((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def test_visualize_crops_tool(tmp_path, project_root, monkeypatch):
+    """Each panel shows the demo scene, the sampler's boxes, styled by the CC rule, and the
+    key box lands on the right pixels of the PNG.
+
+    The figure is kept by intercepting ``plt.close``; scenes are redrawn from the seed, the
+    overlap rule is recomputed here from the drawn rectangles.
+    """
     import importlib.util
+    import re
+
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+    from PIL import Image
+
+    from revisit_ssl.datasets.transforms import ConstrainedMultiCrop
+    from revisit_ssl.utils.demo_data import draw_scene
     spec = importlib.util.spec_from_file_location(
         'visualize_crops', f'{project_root}/tools/analysis/visualize_crops.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    close, figures = plt.close, []
+    monkeypatch.setattr(tool.plt, 'close', figures.append)
     out = tmp_path / 'crops.png'
-    assert tool.main(['--num-demo', '2', '--out', str(out)]) == str(out)
-    assert out.stat().st_size > 10000
+    seed, num_small, min_overlap = 3, 4, 0.2
+    try:
+        assert tool.main(['--num-demo', '2', '--out', str(out), '--seed', str(seed)]) == str(out)
+        (fig, ) = figures
+        png = np.asarray(Image.open(out).convert('RGB'))
+        assert png.shape == (680, 900, 3)  # figsize (9, 3.4 x 2 rows) at dpi 100
+        rng = np.random.default_rng(seed)
+        scenes = [draw_scene(rng, (320, 240)).image[..., ::-1] for _ in range(2)]
+        shown = {}
+        for index, ax in enumerate(fig.axes):
+            row, col = divmod(index, 2)
+            assert np.array_equal(ax.images[0].get_array(), scenes[row])
+            rects = [p for p in ax.patches if isinstance(p, Rectangle)]
+            boxes = np.array([[r.get_x() + 0.5, r.get_y() + 0.5, r.get_x() + 0.5 + r.get_width(),
+                               r.get_y() + 0.5 + r.get_height()] for r in rects])
+            assert boxes.shape == (2 + num_small, 4)
+            assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 320).all() and (
+                boxes[:, 3] <= 240).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+            # the sampler the training pipeline uses, with the tool's per-row seed
+            sampler = ConstrainedMultiCrop(num_small=num_small, constrained=col == 0,
+                                           min_overlap=min_overlap)
+            want, _ = sampler.sample_boxes(240, 320, np.random.default_rng([seed, row]))
+            np.testing.assert_allclose(boxes, want)
+            key = boxes[ConstrainedMultiCrop.KEY_INDEX]
+            assert rects[0].get_edgecolor() == to_rgba('tab:blue')
+            assert rects[1].get_edgecolor() == to_rgba('red')
+            broken = 0
+            for rect, box in zip(rects[2:], boxes[2:]):
+                ok = _overlap(box, key) >= min_overlap
+                broken += not ok
+                assert rect.get_edgecolor() == to_rgba('limegreen' if ok else 'orange')
+                assert (rect.get_linestyle() == '--') == (not ok)
+            title = ax.get_title()
+            assert title.startswith(('CC: ' if col == 0 else 'MC: ') + f'demo scene {row},')
+            assert int(re.search(r'(\d+)/4 small crops break', title).group(1)) == broken
+            if col == 0 and 'fallbacks' not in title:
+                assert broken == 0  # CC keeps the rule unless the sampler fell back
+            shown[row, col] = boxes
+            # the key's outline is red in the PNG (display y is measured from the bottom)
+            x1, y1, x2, y2 = key - 0.5
+            edge = np.linspace(0, 1, 40)
+            points = np.concatenate([
+                np.stack([x1 + (x2 - x1) * edge, np.full(40, y), ], 1) for y in (y1, y2)
+            ] + [np.stack([np.full(40, x), y1 + (y2 - y1) * edge], 1) for x in (x1, x2)])
+            pixels = ax.transData.transform(points)
+            red = 0
+            for px, py in pixels:
+                c, r = int(round(px)), int(round(png.shape[0] - py))
+                patch = png[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].reshape(-1, 3).astype(int)
+                red += bool(((patch[:, 0] > 200) & (patch[:, 1] < 80) & (patch[:, 2] < 80)).any())
+            assert red >= 0.8 * len(points), (row, col, red)
+        for row in range(2):  # same seed per row: same query and key, other small crops
+            np.testing.assert_array_equal(shown[row, 0][:2], shown[row, 1][:2])
+    finally:
+        for fig in figures:
+            close(fig)
     with pytest.raises(OSError, match='nothing.jpg'):
         tool.main([str(tmp_path / 'nothing.jpg'), '--out', str(out)])

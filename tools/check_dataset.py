@@ -33,11 +33,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, TRANSFORMS, init_default_scope
 from mmengine.utils import track_parallel_progress, track_progress
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import revisit_ssl  # noqa: E402,F401  registers components
-from revisit_ssl.datasets.transforms.strict_load_image import (  # noqa: E402
+import revisit_ssl  # noqa: F401  registers components
+from revisit_ssl.datasets.transforms.strict_load_image import (
     StrictLoadImageFromFile, UnreadableImageError)
-from revisit_ssl.utils.data_check import (DatasetNotFoundError,  # noqa: E402
+from revisit_ssl.utils.data_check import (DatasetNotFoundError,
                                           check_data_roots)
 
 #: Result categories; the first three are errors.

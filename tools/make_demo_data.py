@@ -8,12 +8,10 @@ Example::
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from revisit_ssl.utils.demo_data import make_demo_data  # noqa: E402
-from revisit_ssl.utils.demo_writers import DEMO_WRITERS  # noqa: E402
+from revisit_ssl.utils.demo_data import make_demo_data
+from revisit_ssl.utils.demo_writers import DEMO_WRITERS
 
 
 def parse_args():

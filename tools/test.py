@@ -17,10 +17,11 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import revisit_ssl  # noqa: E402,F401  registers components, allow-lists checkpoint types
-from revisit_ssl.engine import setup_cpu_distributed  # noqa: E402
-from revisit_ssl.utils.data_check import (DatasetNotFoundError,  # noqa: E402
+import revisit_ssl  # noqa: F401  before any config is parsed: registers components, allow-lists
+# checkpoint types and the `revisit_ssl::` config prefix (revisit_ssl/__init__.py)
+from revisit_ssl.engine import setup_cpu_distributed
+from revisit_ssl.registry import drop_function_scopes
+from revisit_ssl.utils.data_check import (DatasetNotFoundError,
                                           check_data_roots)
 
 
@@ -54,6 +55,7 @@ def main():
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    drop_function_scopes(cfg)  # a `revisit_ssl::` base marks collate_fn (revisit_ssl/registry.py)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

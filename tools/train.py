@@ -20,11 +20,12 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import revisit_ssl  # noqa: E402,F401  registers components, allow-lists checkpoint types
-from revisit_ssl.engine import setup_cpu_distributed  # noqa: E402
-from revisit_ssl.engine.hooks import TrainingGuardError  # noqa: E402
-from revisit_ssl.utils.data_check import (DatasetNotFoundError,  # noqa: E402
+import revisit_ssl  # noqa: F401  before any config is parsed: registers components, allow-lists
+# checkpoint types and the `revisit_ssl::` config prefix (revisit_ssl/__init__.py)
+from revisit_ssl.engine import setup_cpu_distributed
+from revisit_ssl.engine.hooks import TrainingGuardError
+from revisit_ssl.registry import drop_function_scopes
+from revisit_ssl.utils.data_check import (DatasetNotFoundError,
                                           check_data_roots)
 
 
@@ -109,7 +110,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg[field] = loader
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    return cfg
+    return drop_function_scopes(cfg)
 
 
 def main():

@@ -16,7 +16,12 @@ default_hooks = dict(
         backend_args=dict(backend='atomic_local')),
     # stops runs that would exit 0 and be wrong: empty epochs, NaN / inf losses, NaN
     # checkpoints; repairs last_checkpoint after a crash (revisit_ssl/engine/hooks)
-    guard=dict(type='TrainingGuardHook'))
+    guard=dict(type='TrainingGuardHook'),
+    # keeps KNNMoCo's NN loss out of the total for model.knn_warmup_epochs (or _iters), then
+    # puts it in; here, not in custom_hooks, so a config that replaces custom_hooks keeps it
+    knn_warmup=dict(type='KNNWarmupHook'))
 
-# kNN-MoCo's shuffle-BN and queue must not lose a partial batch: every dataloader drops it.
+# the logged losses and times are means over the last 10 iterations (mmengine's LogProcessor
+# default, written out so that a leaf with few iterations per epoch can lower it). Whole
+# batches for the queue come from drop_last=True in _base_/datasets/coco_knn_moco.py.
 log_processor = dict(window_size=10)

@@ -9,15 +9,18 @@ _base_ = [
 ]
 
 model = dict(momentum=0.001, num_small_crops=0, head=dict(use_knn=False))
+# MoCo-v2's views: every view gets view_transforms (no A+); rows 2, 3 and the Section 3 configs
+# inherit this step
+augment_step = dict(
+    type='MultiCropViewAugment',
+    a_plus=False,
+    key_transforms={{_base_.view_transforms}},
+    positive_transforms={{_base_.view_transforms}},
+    auto_augment_transforms={{_base_.auto_augment_transforms}})
 train_pipeline = [
-    dict(type='StrictLoadImageFromFile'),
+    {{_base_.load_step}},
     dict(type='ConstrainedMultiCrop', large_size=224, num_small=0, backend='torch'),
-    dict(
-        type='MultiCropViewAugment',
-        a_plus=False,
-        key_transforms={{_base_.view_transforms}},
-        positive_transforms={{_base_.view_transforms}},
-        auto_augment_transforms={{_base_.auto_augment_transforms}}),
-    dict(type='PackInputs'),
+    augment_step,
+    {{_base_.pack_step}},
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -3,13 +3,8 @@ _base_ = ['./1_moco_v2_coco.py']
 
 model = dict(num_small_crops=4)
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='StrictLoadImageFromFile'),
+    {{_base_.load_step}},
     dict(type='ConstrainedMultiCrop', num_small=4, constrained=False, backend='torch'),
-    dict(
-        type='MultiCropViewAugment',
-        a_plus=False,
-        key_transforms={{_base_.view_transforms}},
-        positive_transforms={{_base_.view_transforms}},
-        auto_augment_transforms={{_base_.auto_augment_transforms}}),
-    dict(type='PackInputs'),
+    {{_base_.augment_step}},
+    {{_base_.pack_step}},
 ]))

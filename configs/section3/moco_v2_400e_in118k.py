@@ -8,15 +8,17 @@ data/imagenet/
   train/
     n01440764/*.JPEG    # the 1000 ImageNet-1k class folders
     ..."""
+# ImageNet's train split with the inherited pipeline; IN-118K-LT draws from it too
+imagenet_train = dict(
+    type='ImageNet',
+    data_root='data/imagenet',
+    split='train',
+    pipeline={{_base_.train_pipeline}})
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='UniformSubsetDataset',
-        num_samples=118287,
+        num_samples={{_base_.coco_size}},
         class_balanced=True,
         seed=0,
-        dataset=dict(
-            type='ImageNet',
-            data_root='data/imagenet',
-            split='train',
-            pipeline={{_base_.train_pipeline}})))
+        dataset=imagenet_train))

@@ -1,4 +1,4 @@
-"""Fail loudly when a fine-tuning run did not start from the converted backbone."""
+"""Fail loudly when a fine-tuning run did not start from the pretrained backbone."""
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -8,10 +8,16 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
+from revisit_ssl.utils.checkpoint_layouts import (PREFIXED_BACKBONE, detect_layout,
+                                                  load_checkpoint_file,
+                                                  pretrained_init_state_dict, resnet_depth,
+                                                  resnet_widths, state_dict_of)
+
 __all__ = ['PretrainedInitCheckHook', 'find_pretrained_inits']
 
 _CONVERT_HINT = (
-    'Convert the pretraining checkpoint first:\n'
+    "Pass the pretraining checkpoint with prefix='backbone.' (what the downstream configs "
+    'set): work_dirs/<pretrain config>/epoch_<N>.pth, or a backbone file written by\n'
     '  python tools/model_converters/extract_backbone.py '
     'work_dirs/<pretrain config>/epoch_<N>.pth {path}')
 
@@ -51,18 +57,11 @@ _C4_HINT = (
 
 
 def _resnet_arch(state: Dict[str, torch.Tensor]) -> Optional[Dict[str, int]]:
-    """Depth (if standard), stem and base channels of a converted ResNet state dict."""
+    """Depth (if standard), stem and base channels of a bare ResNet state dict."""
     if 'conv1.weight' not in state or 'layer1.0.conv1.weight' not in state:
         return None
-    blocks = tuple(
-        len({k.split('.')[1] for k in state if k.startswith(f'layer{i}.')})
-        for i in range(1, 5))
-    bottleneck = any('.conv3.' in k for k in state)
-    depth = {(False, (2, 2, 2, 2)): 18, (False, (3, 4, 6, 3)): 34,
-             (True, (3, 4, 6, 3)): 50, (True, (3, 4, 23, 3)): 101,
-             (True, (3, 8, 36, 3)): 152}.get((bottleneck, blocks))
-    return dict(depth=depth, stem=int(state['conv1.weight'].shape[0]),
-                base=int(state['layer1.0.conv1.weight'].shape[0]))
+    stem, base, _ = resnet_widths(state)
+    return dict(depth=resnet_depth(state), stem=stem, base=base)
 
 
 def _is_c4_res_layer(module: torch.nn.Module) -> bool:
@@ -84,15 +83,41 @@ def _build_hint(name: str, arch: Optional[Dict[str, int]]) -> str:
             'its output).')
 
 
-def _load_state_dict(checkpoint: str, prefix: str) -> Dict[str, torch.Tensor]:
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    state = {(k[7:] if k.startswith('module.') else k): v
-             for k, v in state.items()}
-    if prefix:
-        state = {k[len(prefix):]: v
-                 for k, v in state.items() if k.startswith(prefix)}
-    return state
+def _load_file(checkpoint: str) -> Dict[str, torch.Tensor]:
+    """The file's whole state dict, loaded safely."""
+    return state_dict_of(load_checkpoint_file(checkpoint))
+
+
+def _prefix_hint(name: str, checkpoint: str, prefix: str,
+                 file_state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """The fix when ``prefix`` does not fit the file's layout (None when it does)."""
+    layout = detect_layout(file_state)
+    want = layout.online_prefix
+    if prefix and not prefix.endswith('.'):
+        prefix += '.'  # as mmengine reads it
+    if (prefix or '') == want:
+        return None
+    option = f'--cfg-options model.{name}.init_cfg.prefix='
+    if not want:  # bare keys under a prefix
+        return (f'{checkpoint!r} holds {layout.name}, e.g. {list(file_state)[:2]}, none '
+                f'under prefix={prefix!r}. Fix: drop the prefix ({option}None).')
+    fix = f"set prefix={want!r} ({option}{want})"
+    if want == PREFIXED_BACKBONE.online_prefix:
+        fix = f"set prefix='backbone.' ({option}backbone.), as the downstream configs do"
+    converter = f'python tools/model_converters/extract_backbone.py {checkpoint} OUT.pth'
+    if layout.is_pretraining and want == PREFIXED_BACKBONE.online_prefix:
+        kind = f'a pretraining checkpoint ({layout.name})'
+        fix += f'; or write bare keys for a config without a prefix: {converter} ' \
+               '--format torchvision'
+    elif layout.is_pretraining:
+        kind = f'a pretraining checkpoint ({layout.name})'
+        fix += (f"; or convert it to the layout the configs' prefix='backbone.' reads: "
+                f'{converter}')
+    else:
+        kind = (f'a one-encoder file ({layout.name}; the default output of '
+                'tools/model_converters/extract_backbone.py has this layout)')
+    return (f'{checkpoint!r} is {kind}: its online backbone is under {want!r}, and '
+            f'prefix={prefix or None!r} does not select it. Fix: {fix}.')
 
 
 @HOOKS.register_module()
@@ -100,8 +125,12 @@ class PretrainedInitCheckHook(Hook):
     """Check that every ``init_cfg=dict(type='Pretrained')`` module really got its weights.
 
     mmengine loads ``Pretrained`` init checkpoints with ``strict=False`` and only logs missing
-    keys, so a wrong file (e.g. the raw kNN-MoCo checkpoint, whose keys start with
-    ``backbone.``) silently leaves the backbone randomly initialised. This hook
+    keys, so a wrong file or prefix (e.g. a pretraining checkpoint, whose keys start with
+    ``backbone.``, without ``prefix='backbone.'``) silently leaves the backbone randomly
+    initialised. This hook reads each file as the init does (the layouts of
+    :mod:`revisit_ssl.utils.checkpoint_layouts`: pretraining checkpoints and converted
+    ``backbone.*`` files under ``prefix='backbone.'``, bare keys without a prefix, the official
+    release's ``module.encoder_q.*`` under that prefix), and
 
     * before the weights are initialised (``before_run`` of a training run), checks that
       each checkpoint file exists and holds every key of its target module with the
@@ -154,7 +183,15 @@ class PretrainedInitCheckHook(Hook):
                     + _CONVERT_HINT.format(path=checkpoint) +
                     f'\nor point the config at your file with --cfg-options '
                     f'model.{name}.init_cfg.checkpoint=PATH')
-            state = _load_state_dict(checkpoint, prefix)
+            file_state = _load_file(checkpoint)
+            state = pretrained_init_state_dict(file_state, prefix)
+            missing = [k for k in self._expected_keys(module) if k not in state]
+            hint = _prefix_hint(name, checkpoint, prefix, file_state) if missing else None
+            if hint:
+                raise RuntimeError(
+                    f'{name}: {len(missing)} of its tensors are not in {checkpoint!r} '
+                    f'under prefix={prefix or None!r} (e.g. {missing[:3]}), so they would '
+                    f'keep their random initialisation.\n{hint}')
             loaded.append((name, module, checkpoint, state, _resnet_arch(state)))
         # first, as no override can fix it: a C4 head fed a narrower pretrained ResNet
         for name, module, checkpoint, _, arch in loaded:
@@ -164,15 +201,10 @@ class PretrainedInitCheckHook(Hook):
         for name, module, checkpoint, state, arch in loaded:
             missing = [k for k in self._expected_keys(module) if k not in state]
             if missing:
-                raw = any(k.startswith(('backbone.', 'momentum_encoder.',
-                                        'encoder_k.', 'module.encoder_q.'))
-                          for k in state)
-                hint = (_CONVERT_HINT.format(path='OUT.pth') if raw else
-                        _build_hint(name, arch))
                 raise RuntimeError(
                     f'{name}: {len(missing)} of its tensors are not in {checkpoint!r} '
                     f'(e.g. {missing[:3]}), so they would keep their random '
-                    f'initialisation.\n{hint}')
+                    f'initialisation.\n{_build_hint(name, arch)}')
             mismatched = [
                 f'{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}'
                 for k, v in module.state_dict().items()
@@ -193,7 +225,7 @@ class PretrainedInitCheckHook(Hook):
         for name, module, checkpoint, prefix in self._targets(runner):
             if '://' in checkpoint:
                 continue
-            state = _load_state_dict(checkpoint, prefix)
+            state = pretrained_init_state_dict(_load_file(checkpoint), prefix)
             differ = [
                 k for k, v in module.state_dict().items()
                 if k in state and not torch.equal(v.detach().cpu(), state[k])

@@ -1,35 +1,43 @@
 """Build a frozen backbone from a pretraining config and load its weights from a checkpoint.
 
 Works for any mmpretrain self-supervised config with a ``model.backbone`` (KNNMoCo, MoCo, ...)
-and three kinds of weight file:
+and every file :mod:`revisit_ssl.utils.checkpoint_layouts` knows:
 
-* our mmengine checkpoints (``state_dict`` with ``backbone.*``, and the momentum encoder under
-  ``momentum_encoder.module.0.*``; mmpretrain's MoCo keeps it under ``encoder_k.module.0.*``);
-* backbone-only files (keys without a prefix, as a converter writes them; torchvision ResNet
-  names match mmpretrain's ``ResNet``, and a classifier ``fc.*`` is ignored);
+* pretraining checkpoints (ours: ``backbone.*`` and the momentum encoder under
+  ``momentum_encoder.module.0.*``; mmpretrain's MoCo / BYOL; the official code's and the
+  paper release's ``module.encoder_q.*`` / ``module.encoder_k.*``);
+* one-encoder files: ``backbone.*`` (the converter's output, an mmpretrain classifier) or bare
+  keys (torchvision ResNet names match mmpretrain's ``ResNet``; a classifier ``fc.*`` is
+  ignored);
 * ``'random'``: no file, the backbone's own initialisation (the baseline every probe should
   beat).
 """
 import copy
 import logging
 import os.path as osp
+from collections import OrderedDict
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+from revisit_ssl.utils import checkpoint_layouts as layouts
+from revisit_ssl.utils.checkpoint_layouts import LayoutError, state_dict_of
 
 __all__ = [
     'ENCODER_PREFIXES', 'RANDOM_INIT', 'load_config', 'load_checkpoint_file',
     'backbone_state_dict', 'build_backbone', 'load_backbone'
 ]
 
-#: Key prefixes of each encoder's backbone, in the order they are tried.
+#: Key prefixes of each encoder's backbone in the known pretraining layouts (derived from
+#: :data:`revisit_ssl.utils.checkpoint_layouts.LAYOUTS`; kept for callers that list them).
 ENCODER_PREFIXES: Dict[str, Tuple[str, ...]] = {
-    'online': ('backbone.', ),
-    'momentum': ('momentum_encoder.module.0.', 'encoder_k.module.0.',
-                 'target_net.module.0.'),
+    encoder: tuple(dict.fromkeys(
+        lay.prefix(encoder) for lay in layouts.LAYOUTS if lay.prefix(encoder)))
+    for encoder in layouts.ENCODERS
 }
 
 #: CHECKPOINT value that skips loading and keeps the random initialisation.
@@ -48,24 +56,14 @@ def load_config(config: Union[str, Config, dict]) -> Config:
 
 
 def load_checkpoint_file(path: str) -> dict:
-    """Load a checkpoint with torch's safe (``weights_only``) unpickler."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'checkpoint {path!r} does not exist (pass a .pth written by '
-            f'training, a converted backbone file, or {RANDOM_INIT!r} for the '
-            'random-init baseline)')
-    import revisit_ssl  # noqa: F401  allow-lists the types in our checkpoints
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # pickle errors name the offending global
-        raise RuntimeError(
-            f'could not load {path!r} with weights_only=True: {err}. A type '
-            'missing from the allow-list belongs in '
-            'revisit_ssl/utils/checkpoint.py') from err
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f'{path!r} holds a {type(checkpoint).__name__}, not a '
-                        'state dict or an mmengine checkpoint')
-    return checkpoint
+    """Load a checkpoint with torch's safe (``weights_only``) unpickler.
+
+    :func:`revisit_ssl.utils.checkpoint_layouts.load_checkpoint_file`, whose missing-file
+    message names what the evaluation tools take.
+    """
+    return layouts.load_checkpoint_file(
+        path, what_to_pass='a .pth written by training, a converted backbone file, or '
+        f'{RANDOM_INIT!r} for the random-init baseline')
 
 
 def backbone_state_dict(checkpoint: dict,
@@ -79,27 +77,18 @@ def backbone_state_dict(checkpoint: dict,
 
     Returns:
         tuple[dict, str]: The state dict and the prefix it came from (``''`` for a
-        backbone-only file).
+        backbone-only file with bare keys). Keys under the encoder that are not backbone (the
+        official code's ``fc.*`` projection MLP) are left out.
     """
-    if encoder not in ENCODER_PREFIXES:
-        raise ValueError(f'encoder must be one of {sorted(ENCODER_PREFIXES)}, '
-                         f'got {encoder!r}')
-    state = checkpoint.get('state_dict', checkpoint)
-    for prefix in ENCODER_PREFIXES[encoder]:
-        picked = {
-            k[len(prefix):]: v
-            for k, v in state.items() if k.startswith(prefix)
-        }
-        if picked:
-            return picked, prefix
-    known = [p for ps in ENCODER_PREFIXES.values() for p in ps]
-    if encoder == 'online' and not any(
-            k.startswith(p) for k in state for p in known):
-        return dict(state), ''  # a converted, backbone-only file
-    raise KeyError(
-        f'no {encoder} backbone in the checkpoint: none of the keys starts '
-        f'with {ENCODER_PREFIXES[encoder]} (first keys: {list(state)[:5]}); '
-        + ('use --encoder online' if encoder == 'momentum' else ''))
+    weights = _encoder_weights(checkpoint, encoder)
+    return dict(weights.backbone), weights.prefix
+
+
+def _encoder_weights(checkpoint: dict, encoder: str) -> layouts.EncoderWeights:
+    try:
+        return layouts.extract_encoder(state_dict_of(checkpoint), encoder)
+    except LayoutError as err:
+        raise LayoutError(f'{err} (use --encoder online)') from None
 
 
 def build_backbone(cfg: Config,
@@ -170,7 +159,8 @@ def load_backbone(config: Union[str, Config, dict],
     else:
         backbone = build_backbone(cfg, overrides)
         ckpt = load_checkpoint_file(checkpoint)
-        state, prefix = backbone_state_dict(ckpt, encoder)
+        weights = _encoder_weights(ckpt, encoder)
+        state, prefix = weights.backbone, weights.prefix
         expected = backbone.state_dict()
         missing = [
             k for k in expected
@@ -181,14 +171,21 @@ def load_backbone(config: Union[str, Config, dict],
                 f'{checkpoint!r} ({encoder} encoder, prefix {prefix!r}) lacks '
                 f'{len(missing)} backbone weights, e.g. {missing[:5]}: it '
                 'does not match model.backbone of the config')
-        ignored = sorted(k for k in state if k not in expected)
+        ignored = sorted([k for k in state if k not in expected] + list(weights.head))
         if ignored:
             print_log(
                 f'ignoring {len(ignored)} checkpoint keys the backbone does '
                 f'not have, e.g. {ignored[:5]}', logger='current')
-        backbone.load_state_dict(
-            {k: v
-             for k, v in state.items() if k in expected}, strict=False)
+        # mmengine's loader strips the encoder prefix (revise_keys) and loads the file's
+        # tensors of this backbone; strict, so a shape mismatch raises instead of a warning
+        fits = OrderedDict(
+            (k, v) for k, v in state_dict_of(ckpt).items()
+            if k.startswith(prefix) and k[len(prefix):] in expected)
+        _load_checkpoint_to_model(
+            backbone,
+            dict(state_dict=fits),
+            strict=True,
+            revise_keys=weights.layout.revise_keys(encoder))
         meta = ckpt.get('meta', {}) if isinstance(ckpt.get('meta'),
                                                    dict) else {}
         info.update(

@@ -1,24 +1,28 @@
-"""Datasets the evaluation tools read: labelled class folders, image lists, and PASCAL VOC.
+"""Datasets and the one dataloader builder of the evaluation.
 
 * Class folders are mmpretrain's ``CustomDataset`` layout (``root/<split>/<class>/*.jpg``),
   which ``tools/make_demo_data.py`` writes as ``data/demo/{train,val}``.
-* VOC classification reads ``ImageSets/Main/<split>.txt`` and ``Annotations/<id>.xml``
-  (VOC2007's layout; an object's ``difficult`` flag is honoured).
-* VOC segmentation reads ``ImageSets/Segmentation/<split>.txt``, ``JPEGImages/<id>.jpg`` and
-  the palette PNGs ``SegmentationClass/<id>.png`` (255 = void).
+* VOC classification is mmpretrain's :class:`~mmpretrain.datasets.VOC`
+  (``ImageSets/Main/<split>.txt``, ``Annotations/<id>.xml`` with the ``difficult`` flags).
+* VOC segmentation is mmseg's ``PascalVOCDataset`` (``ImageSets/Segmentation/<split>.txt``,
+  ``JPEGImages/<id>.jpg``, palette PNGs ``SegmentationClass/<id>.png``, 255 = void).
+
+Every loader, the :class:`~revisit_ssl.engine.hooks.KNNMonitorHook`'s and the tools', comes
+from :func:`build_eval_dataloader`, i.e. mmengine's ``Runner.build_dataloader``.
 """
+import copy
 import os.path as osp
 import xml.etree.ElementTree as ET
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmengine.dataset import pseudo_collate
 
 __all__ = [
-    'eval_pipeline', 'build_pipeline', 'ImageListDataset', 'folder_dataset',
-    'make_dataloader', 'dataset_labels', 'VOCClassificationSplit',
-    'load_voc_classification', 'load_voc_segmentation_ids', 'read_label_png'
+    'eval_pipeline', 'build_eval_dataloader', 'build_labelled_loaders',
+    'folder_dataset',
+    'dataset_labels', 'VOCClassificationSplit', 'load_voc_classification',
+    'voc_segmentation_dataset'
 ]
 
 
@@ -43,31 +47,67 @@ def eval_pipeline(img_size: int = 224,
     ]
 
 
-def build_pipeline(pipeline: Sequence[dict]) -> Callable[[dict], dict]:
-    """Compose transform configs with mmpretrain's ``TRANSFORMS`` registry."""
-    from mmcv.transforms import Compose
-    from mmpretrain.registry import TRANSFORMS
-    return Compose([TRANSFORMS.build(t) for t in pipeline])
-
-
-class ImageListDataset(torch.utils.data.Dataset):
-    """Images given by path, passed through a pipeline.
+def build_eval_dataloader(dataloader: Union[dict, torch.utils.data.Dataset],
+                          batch_size: int = 64,
+                          num_workers: int = 0,
+                          seed: Optional[int] = 0
+                          ) -> torch.utils.data.DataLoader:
+    """An in-order dataloader through mmengine's ``Runner.build_dataloader``.
 
     Args:
-        img_paths (Sequence[str]): Image files.
-        pipeline (Sequence[dict]): Transform configs ending with ``PackInputs``.
+        dataloader (dict | Dataset): A dataloader config (``dict(dataset=..., ...)``, the
+            dataset a config or an instance), or a dataset alone (config or instance).
+        batch_size (int): Used when the config sets none. Defaults to 64.
+        num_workers (int): Used when the config sets none. Defaults to 0.
+        seed (int, optional): Seed of the workers. Defaults to 0.
+
+    Returns:
+        DataLoader: ``DefaultSampler(shuffle=False)`` unless the config chose a sampler
+        (under distributed training it yields this rank's shard), ``pseudo_collate``.
     """
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    if isinstance(dataloader, dict) and 'dataset' in dataloader:
+        cfg = dict(dataloader)
+    else:
+        cfg = dict(dataset=dataloader)
+    cfg.setdefault('sampler', dict(type='DefaultSampler', shuffle=False))
+    cfg.setdefault('batch_size', batch_size)
+    cfg.setdefault('num_workers', num_workers)
+    # dataset and transform names resolve in mmpretrain's registries unless the caller chose
+    # a scope (mmpretrain configs set default_scope='mmpretrain')
+    scope = None if DefaultScope.get_current_instance() else 'mmpretrain'
+    with DefaultScope.overwrite_default_scope(scope):
+        return Runner.build_dataloader(cfg, seed=seed)
 
-    def __init__(self, img_paths: Sequence[str],
-                 pipeline: Sequence[dict]) -> None:
-        self.img_paths = list(img_paths)
-        self.pipeline = build_pipeline(pipeline)
 
-    def __len__(self) -> int:
-        return len(self.img_paths)
+def build_labelled_loaders(train_dataloader: dict,
+                           val_dataloader: dict,
+                           seed: Optional[int] = 0,
+                           owner: str = 'KNNMonitorHook') -> tuple:
+    """The memory and query loaders of a kNN evaluation, refused when their classes differ.
 
-    def __getitem__(self, index: int) -> dict:
-        return self.pipeline(dict(img_path=self.img_paths[index]))
+    Args:
+        train_dataloader (dict): Dataloader config of the labelled memory split.
+        val_dataloader (dict): Dataloader config of the labelled query split.
+        seed (int, optional): Seed of the workers. Defaults to 0.
+        owner (str): Who asks, for the error message. Defaults to 'KNNMonitorHook'.
+
+    Returns:
+        tuple[DataLoader, DataLoader]: Built by :func:`build_eval_dataloader`.
+    """
+    loaders = tuple(
+        build_eval_dataloader(copy.deepcopy(cfg), seed=seed)
+        for cfg in (train_dataloader, val_dataloader))
+    classes = [
+        tuple(loader.dataset.metainfo.get('classes') or ())
+        for loader in loaders
+    ]
+    if classes[0] and classes[1] and classes[0] != classes[1]:
+        raise ValueError(
+            f'{owner}: the train split has classes {classes[0]} but the val '
+            f'split {classes[1]}; labels would not agree')
+    return loaders
 
 
 def folder_dataset(data_root: str,
@@ -113,114 +153,114 @@ def dataset_labels(dataset) -> np.ndarray:
     ])
 
 
-def make_dataloader(dataset,
-                    batch_size: int = 64,
-                    num_workers: int = 2) -> torch.utils.data.DataLoader:
-    """An in-order dataloader that keeps data samples as lists (``pseudo_collate``)."""
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=pseudo_collate,
-        persistent_workers=False)
-
-
 class VOCClassificationSplit:
     """Images and multi-label targets of one VOC classification split.
 
     Args:
-        img_paths (list[str]): ``JPEGImages/<id>.jpg`` per image.
+        dataset (mmpretrain.datasets.VOC): The split, with the evaluation pipeline.
         targets (np.ndarray): ``(N, C)`` bool, the class has a non-difficult object.
         difficult (np.ndarray): ``(N, C)`` bool, the class has only difficult objects.
-        classes (tuple[str]): Class names, the column order.
     """
 
-    def __init__(self, img_paths: List[str], targets: np.ndarray,
-                 difficult: np.ndarray, classes: Sequence[str]) -> None:
-        self.img_paths = img_paths
+    def __init__(self, dataset, targets: np.ndarray,
+                 difficult: np.ndarray) -> None:
+        self.dataset = dataset
         self.targets = targets
         self.difficult = difficult
-        self.classes = tuple(classes)
+        self.classes = tuple(dataset.metainfo['classes'])
+        self.img_paths = [
+            dataset.get_data_info(i)['img_path'] for i in range(len(dataset))
+        ]
 
 
-def _read_ids(path: str) -> List[str]:
-    if not osp.isfile(path):
+def _image_set(voc_root: str, task: str, split: str) -> str:
+    """``ImageSets/<task>/<split>.txt`` relative to ``voc_root``; refused when missing."""
+    image_set = osp.join('ImageSets', task, f'{split}.txt')
+    if not osp.isfile(osp.join(voc_root, image_set)):
         raise FileNotFoundError(
-            f'image set {path!r} does not exist; expected the VOC layout '
-            '<root>/ImageSets/{Main,Segmentation}/<split>.txt (one image id '
-            'per line). Set --voc-root to the VOC2007 (or VOC2012) folder')
-    with open(path) as f:
-        # VOC's per-class files hold "id label"; the split files just "id"
-        return [line.split()[0] for line in f if line.strip()]
+            f'image set {osp.join(voc_root, image_set)!r} does not exist; '
+            'expected the VOC layout <root>/ImageSets/{Main,Segmentation}/'
+            '<split>.txt (one image id per line). Set --voc-root to the '
+            'VOC2007 (or VOC2012) folder')
+    return image_set
 
 
-def _objects(xml_path: str) -> List[tuple]:
-    if not osp.isfile(xml_path):
-        raise FileNotFoundError(f'annotation {xml_path!r} does not exist')
-    root = ET.parse(xml_path).getroot()
-    objects = []
-    for obj in root.findall('object'):
-        difficult = obj.find('difficult')
-        objects.append((obj.find('name').text.strip(),
-                        difficult is not None
-                        and int(difficult.text or 0) == 1))
-    return objects
+def _object_names(voc_root: str, image_set: str) -> set:
+    """Class names of every object in the split (mmpretrain's VOC skips unknown names)."""
+    from mmengine import list_from_file
+    names = set()
+    for img_id in list_from_file(osp.join(voc_root, image_set)):
+        xml_path = osp.join(voc_root, 'Annotations', f'{img_id.strip()}.xml')
+        if not osp.isfile(xml_path):
+            raise FileNotFoundError(f'annotation {xml_path!r} does not exist')
+        names |= {o.find('name').text.strip()
+                  for o in ET.parse(xml_path).getroot().findall('object')}
+    return names
 
 
 def load_voc_classification(voc_root: str,
                             split: str,
-                            classes: Optional[Sequence[str]] = None
+                            classes: Optional[Sequence[str]] = None,
+                            pipeline: Sequence[dict] = ()
                             ) -> VOCClassificationSplit:
-    """Read one VOC classification split.
+    """Read one VOC classification split with mmpretrain's ``VOC`` dataset.
 
     Args:
         voc_root (str): The ``VOC2007`` (or ``VOC2012``) folder.
         split (str): Image set name, e.g. ``'trainval'`` or ``'test'``.
         classes (Sequence[str], optional): Column order. Defaults to the 20 VOC classes when
             every object name is one of them, else the sorted names found in this split.
+        pipeline (Sequence[dict]): Transforms of the dataset. Defaults to none.
 
     Returns:
-        VOCClassificationSplit: Paths, targets and difficult flags.
+        VOCClassificationSplit: The dataset, targets and difficult flags.
     """
-    ids = _read_ids(osp.join(voc_root, 'ImageSets', 'Main', f'{split}.txt'))
-    per_image = [
-        _objects(osp.join(voc_root, 'Annotations', f'{i}.xml')) for i in ids
-    ]
-    names = sorted({name for objs in per_image for name, _ in objs})
+    from mmpretrain.datasets.categories import VOC2007_CATEGORIES
+    from mmpretrain.registry import DATASETS
+    image_set = _image_set(voc_root, 'Main', split)
+    names = _object_names(voc_root, image_set)
     if classes is None:
-        from mmpretrain.datasets.categories import VOC2007_CATEGORIES
-        classes = VOC2007_CATEGORIES if set(names) <= set(
-            VOC2007_CATEGORIES) else names
-    unknown = sorted(set(names) - set(classes))
+        classes = VOC2007_CATEGORIES if names <= set(
+            VOC2007_CATEGORIES) else sorted(names)
+    unknown = sorted(names - set(classes))
     if unknown:
         raise ValueError(f'split {split!r} has objects of classes {unknown} '
                          f'that are not among {list(classes)}')
-    index = {name: c for c, name in enumerate(classes)}
-    targets = np.zeros((len(ids), len(classes)), bool)
+    dataset = DATASETS.build(
+        dict(
+            type='VOC',
+            data_root=voc_root,
+            split='',  # any image set name, not only VOC's four
+            image_set_path=image_set,
+            metainfo=dict(classes=tuple(classes)),
+            pipeline=list(pipeline)))
+    targets = np.zeros((len(dataset), len(classes)), bool)
     difficult = np.zeros_like(targets)
-    for row, objs in enumerate(per_image):
-        for name, is_difficult in objs:
-            (difficult if is_difficult else targets)[row, index[name]] = True
+    for row in range(len(dataset)):
+        info = dataset.get_data_info(row)
+        targets[row, info['gt_label']] = True
+        difficult[row, info['gt_label_difficult']] = True
     difficult &= ~targets  # "difficult" only where no easy object of the class exists
-    img_paths = [osp.join(voc_root, 'JPEGImages', f'{i}.jpg') for i in ids]
-    return VOCClassificationSplit(img_paths, targets, difficult, classes)
+    return VOCClassificationSplit(dataset, targets, difficult)
 
 
-def load_voc_segmentation_ids(voc_root: str, split: str) -> List[str]:
-    """Image ids of ``ImageSets/Segmentation/<split>.txt``."""
-    return _read_ids(
-        osp.join(voc_root, 'ImageSets', 'Segmentation', f'{split}.txt'))
+def voc_segmentation_dataset(voc_root: str,
+                             split: str,
+                             pipeline: Sequence[dict],
+                             max_images: Optional[int] = None):
+    """mmseg's ``PascalVOCDataset`` of ``ImageSets/Segmentation/<split>.txt``.
 
-
-def read_label_png(path: str) -> np.ndarray:
-    """Class indices of a (palette) label PNG, as VOC's ``SegmentationClass`` stores them."""
-    from PIL import Image
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'label map {path!r} does not exist')
-    with Image.open(path) as img:
-        if img.mode not in ('P', 'L', 'I', 'I;16'):
-            raise ValueError(
-                f'{path!r} is a {img.mode} image; a label map must be a '
-                'palette or grey PNG of class indices')
-        return np.array(img).astype(np.int64)
+    Args:
+        voc_root (str): The ``VOC2012`` folder.
+        split (str): Image set name, e.g. ``'train'``.
+        pipeline (Sequence[dict]): Transforms (scoped names, e.g. ``'mmseg.LoadAnnotations'``).
+        max_images (int, optional): Keep only the first ones. Defaults to all.
+    """
+    from mmseg.datasets import PascalVOCDataset
+    return PascalVOCDataset(
+        ann_file=_image_set(voc_root, 'Segmentation', split),
+        data_root=voc_root,
+        data_prefix=dict(
+            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        indices=max_images,
+        pipeline=list(pipeline))

@@ -10,8 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
-
-from .progress import track
+from mmpretrain.models.utils import ClsDataPreprocessor
 
 __all__ = [
     'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageNormalizer', 'FeatureExtractor',
@@ -22,8 +21,8 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-class ImageNormalizer(nn.Module):
-    """Turn packed uint8 images into the normalised float batch the backbone was trained on.
+class ImageNormalizer(ClsDataPreprocessor):
+    """mmpretrain's ``ClsDataPreprocessor`` on a bare image batch: uint8 in, normalised out.
 
     Args:
         mean (Sequence[float]): Per-channel mean (after the channel swap).
@@ -35,14 +34,8 @@ class ImageNormalizer(nn.Module):
                  mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD,
                  to_rgb: bool = True) -> None:
-        super().__init__()
-        self.register_buffer('mean',
-                             torch.tensor(mean, dtype=torch.float32).view(
-                                 -1, 1, 1), False)
-        self.register_buffer('std',
-                             torch.tensor(std, dtype=torch.float32).view(
-                                 -1, 1, 1), False)
-        self.to_rgb = to_rgb
+        super().__init__(mean=[float(m) for m in mean],
+                         std=[float(s) for s in std], to_rgb=to_rgb)
 
     @classmethod
     def from_config(cls, cfg: Config) -> 'ImageNormalizer':
@@ -60,29 +53,28 @@ class ImageNormalizer(nn.Module):
 
     @classmethod
     def from_data_preprocessor(cls, module: nn.Module) -> 'ImageNormalizer':
-        """Copy the statistics of a built mmengine ``ImgDataPreprocessor`` subclass."""
+        """Copy the statistics of a built mmengine ``ImgDataPreprocessor`` subclass.
+
+        The model's own preprocessor may expect multi-view batches (``SelfSupDataPreprocessor``)
+        or augment on the device, so its statistics are used, not its ``forward``.
+        """
+        to_rgb = bool(getattr(module, '_channel_conversion', False))
         if not getattr(module, '_enable_normalize', False):
-            return cls([0.0, 0.0, 0.0], [1.0, 1.0, 1.0],
-                       bool(getattr(module, '_channel_conversion', False)))
+            return cls([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], to_rgb)
         return cls(module.mean.flatten().tolist(),
-                   module.std.flatten().tolist(),
-                   bool(getattr(module, '_channel_conversion', False)))
+                   module.std.flatten().tolist(), to_rgb)
 
     def forward(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
                 ) -> torch.Tensor:
         """``(N, 3, H, W)`` uint8 tensor or list of ``(3, H, W)`` tensors of one size."""
         if isinstance(inputs, (list, tuple)):
             sizes = {tuple(x.shape) for x in inputs}
-            if len(sizes) > 1:
+            if len(sizes) > 1:  # ClsDataPreprocessor would pad them: features would shift
                 raise ValueError(
                     f'images of one batch differ in size {sorted(sizes)}: '
                     'end the pipeline with a fixed-size crop, or use batch '
                     'size 1')
-            inputs = torch.stack(list(inputs))
-        x = inputs.to(self.mean.device).float()
-        if self.to_rgb:
-            x = x[:, [2, 1, 0]]
-        return (x - self.mean) / self.std
+        return super().forward(dict(inputs=inputs))['inputs']
 
 
 class FeatureExtractor(nn.Module):
@@ -141,7 +133,8 @@ def _labels_of(data_samples: Sequence) -> Optional[List[int]]:
 def extract_features(extractor: nn.Module,
                      dataloader: Sequence[dict],
                      progress: bool = True,
-                     desc: str = 'extracting') -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                     desc: str = 'extracting',
+                     with_labels: bool = True) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Run ``extractor`` over every batch and stack the results on the CPU.
 
     Args:
@@ -149,18 +142,24 @@ def extract_features(extractor: nn.Module,
             :class:`FeatureExtractor`.
         dataloader (Iterable[dict]): Batches with ``inputs`` and, for labels,
             ``data_samples`` carrying ``gt_label`` (mmpretrain ``PackInputs`` output).
-        progress (bool): Draw a progress bar. Defaults to True.
+        progress (bool): Draw a progress bar (rich) on stderr. Defaults to True.
         desc (str): Progress bar label.
+        with_labels (bool): Collect single ``gt_label`` values; False for multi-label
+            samples (VOC), whose targets come from the dataset. Defaults to True.
 
     Returns:
         tuple[torch.Tensor, torch.Tensor | None]: Features ``(N, ...)`` and labels ``(N,)``
         (None when the samples carry no ``gt_label``).
     """
+    from rich.console import Console
+    from rich.progress import track  # the bar of mmpretrain's tools (vis_tsne.py)
     feats, labels = [], []
-    with_labels = True
-    for batch in track(dataloader, desc=desc, enabled=progress):
+    # on stderr, so that stdout keeps the results
+    for batch in track(dataloader, desc, len(dataloader), disable=not progress,
+                       console=Console(stderr=True)):
         feats.append(extractor(batch['inputs']).cpu())
-        batch_labels = _labels_of(batch.get('data_samples') or [])
+        batch_labels = _labels_of(batch.get('data_samples') or []) if (
+            with_labels) else None
         if batch_labels is None:
             with_labels = False
         else:

@@ -15,20 +15,20 @@ statistics of the fitting set) first, which L-BFGS needs to converge in a few hu
 """
 import sys
 import time
-import warnings
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from .average_precision import voc_average_precision
+from .convergence import fit_counting_unconverged
 
 __all__ = [
     'l2_strength_grid', 'holdout_split', 'select_l2_strength',
-    'logistic_probe', 'voc_logistic_probe', 'summarise_class_aps', 'progress_line'
+    'logistic_probe', 'voc_logistic_probe', 'class_test_aps',
+    'summarise_class_aps', 'progress_line', 'export_probe'
 ]
 
 
@@ -133,12 +133,8 @@ def select_l2_strength(fit_x: np.ndarray,
     accs, not_converged = [], 0
     start = time.perf_counter()
     for step, lam in enumerate(strengths, 1):
-        clf.set_params(C=1.0 / lam)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always', ConvergenceWarning)
-            clf.fit(fit_x, fit_y)
-        not_converged += any(
-            issubclass(w.category, ConvergenceWarning) for w in caught)
+        not_converged += fit_counting_unconverged(
+            clf.set_params(C=1.0 / lam), fit_x, fit_y)
         accs.append(float((clf.predict(val_x) == val_y).mean() * 100))
         progress_line(progress, step, len(strengths), 'L2 sweep',
                       f'lambda={lam:.3g}, val top-1 {accs[-1]:.2f}%', start)
@@ -159,7 +155,8 @@ def logistic_probe(train_x: np.ndarray,
                    holdout_fraction: float = 0.2,
                    max_iter: int = 1000,
                    seed: int = 0,
-                   progress: bool = True) -> dict:
+                   progress: bool = True,
+                   keep_model: bool = False) -> dict:
     """Multinomial logistic-regression probe: choose ``lambda``, refit, report test top-1.
 
     Args:
@@ -177,11 +174,15 @@ def logistic_probe(train_x: np.ndarray,
         seed (int): Seed of the holdout split. Defaults to 0.
         progress (bool): Print one line per L2 strength of the sweep to stderr. Defaults
             to True.
+        keep_model (bool): Also return the final fit as ``fitted`` = ``(StandardScaler,
+            LogisticRegression)`` (for :func:`export_probe`). Defaults to False.
 
     Returns:
-        dict: ``top1`` (test top-1 in %), ``best_l2``, ``l2_grid``, ``val_top1`` (per grid
-        value), ``selection`` ('validation split' or 'holdout of train'), ``num_fit`` (samples
-        of the final fit) and ``not_converged``.
+        dict: ``top1`` (test top-1 in %), ``mean_per_class_top1`` (%, the mean of the
+        per-class recalls, Ericsson et al.'s metric for Pets, Flowers, Caltech and Aircraft),
+        ``best_l2``, ``l2_grid``, ``val_top1`` (per grid value), ``selection`` ('validation
+        split' or 'holdout of train'), ``num_fit`` (samples of the final fit),
+        ``not_converged`` and ``predictions``.
     """
     train_y = np.asarray(train_y)
     strengths = l2_strength_grid() if strengths is None else np.asarray(
@@ -200,16 +201,18 @@ def logistic_probe(train_x: np.ndarray,
         final_x = np.concatenate([train_x, val_x])
         final_y = np.concatenate([train_y, val_y])
         selection = 'validation split'
-    final_x, test_x = _scaled(final_x, test_x)
+    scaler = StandardScaler().fit(final_x)
+    final_x, test_x = scaler.transform(final_x), scaler.transform(test_x)
     clf = LogisticRegression(C=1.0 / sweep['best_l2'], max_iter=max_iter)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always', ConvergenceWarning)
-        clf.fit(final_x, final_y)
-    not_converged = sweep['not_converged'] + any(
-        issubclass(w.category, ConvergenceWarning) for w in caught)
+    not_converged = sweep['not_converged'] + fit_counting_unconverged(
+        clf, final_x, final_y)
     pred = clf.predict(test_x)
-    return dict(
-        top1=float((pred == np.asarray(test_y)).mean() * 100),
+    test_y = np.asarray(test_y)
+    out = dict(
+        top1=float((pred == test_y).mean() * 100),
+        mean_per_class_top1=float(
+            np.mean([(pred[test_y == c] == c).mean()
+                     for c in np.unique(test_y)]) * 100),
         best_l2=sweep['best_l2'],
         l2_grid=[float(s) for s in strengths],
         val_top1=sweep['val_top1'],
@@ -217,6 +220,53 @@ def logistic_probe(train_x: np.ndarray,
         num_fit=int(len(final_y)),
         not_converged=int(not_converged),
         predictions=pred.tolist())
+    if keep_model:
+        out['fitted'] = (scaler, clf)
+    return out
+
+
+def export_probe(scaler: StandardScaler, clf: LogisticRegression,
+                 classes: Sequence[str], **meta) -> dict:
+    """The fitted probe as one affine map on the extracted features, for saving.
+
+    The probe standardises the features, then applies the classifier:
+    ``logits = W_s (x - mu) / sigma + b_s``. Folding the standardisation in gives
+    ``logits = W x + b`` with ``W = W_s / sigma`` and ``b = b_s - W mu``, which is what a
+    class activation map needs (``W`` applied to every position of the feature map, Zhou et
+    al. 2016). A binary probe (one scikit-learn row) becomes two rows, class 0 with zero
+    weights, so ``argmax`` and the per-class maps work alike.
+
+    Args:
+        scaler (StandardScaler): The fitted standardisation.
+        clf (LogisticRegression): The fitted classifier.
+        classes (Sequence[str]): Class names, index = label.
+        **meta: Stored alongside (feature settings, config, checkpoint, pipeline).
+
+    Returns:
+        dict: ``weight`` ``(C, D)`` and ``bias`` ``(C,)`` float32 tensors, ``classes``,
+        ``scaler_mean``, ``scaler_scale``, ``coef``, ``intercept`` (the unfolded parts) and
+        ``meta``; plain types only, so ``torch.load(weights_only=True)`` reads it.
+    """
+    import torch
+    coef = np.asarray(clf.coef_, dtype=np.float64)
+    intercept = np.asarray(clf.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:  # scikit-learn's binary case: one logit, class 1 vs 0
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    if coef.shape[0] != len(classes):
+        raise ValueError(f'the probe has {coef.shape[0]} rows but '
+                         f'{len(classes)} classes')
+    weight = coef / scaler.scale_[None, :]
+    bias = intercept - weight @ scaler.mean_
+    return dict(
+        weight=torch.from_numpy(weight).float(),
+        bias=torch.from_numpy(bias).float(),
+        classes=[str(c) for c in classes],
+        scaler_mean=torch.from_numpy(scaler.mean_).float(),
+        scaler_scale=torch.from_numpy(scaler.scale_).float(),
+        coef=torch.from_numpy(coef).float(),
+        intercept=torch.from_numpy(intercept).float(),
+        meta=dict(meta))
 
 
 def voc_logistic_probe(train_x: np.ndarray,
@@ -229,11 +279,15 @@ def voc_logistic_probe(train_x: np.ndarray,
                        ap_method: str = 'area',
                        max_iter: int = 1000,
                        seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool = True,
+                       val_x: Optional[np.ndarray] = None,
+                       val_targets: Optional[np.ndarray] = None) -> dict:
     """One binary logistic-regression probe per class (VOC07 classification), scored by AP.
 
     Per class, ``lambda`` is the grid value with the best AP on a random holdout of the
-    training split; the probe is refitted on the whole training split and its decision values
+    training split (or on ``val_x`` when given: Ericsson et al.'s VOC07 protocol, fit on
+    ``train``, choose on ``val``, refit on ``trainval`` = train + val); the probe is refitted
+    on the whole training split (plus the validation split) and its decision values
     on the test split give the class's AP. Difficult-only labels count as negatives in
     training and are left out of the test AP (as in the VOC devkit).
 
@@ -253,19 +307,33 @@ def voc_logistic_probe(train_x: np.ndarray,
         seed (int): Seed of the holdout split. Defaults to 0.
         progress (bool): Print one ``VOC07 probe class c/C`` line per class (its L2 sweep and
             final fit) to stderr. Defaults to True.
+        val_x (np.ndarray, optional): ``(V, D)`` features of a separate validation split
+            that chooses ``lambda``; the final fits then use train + val.
+        val_targets (np.ndarray, optional): ``(V, C)`` bool, its targets.
 
     Returns:
         dict: ``mAP`` (headline, in %), ``mAP_11point`` and ``mAP_area`` (%), ``ap_method``,
-        and ``per_class`` (list of dicts with ``best_l2``, ``ap_11point``, ``ap_area``,
-        ``selected_on_holdout``).
+        ``selection`` and ``per_class`` (list of dicts with ``best_l2``, ``ap_11point``,
+        ``ap_area``, ``selected_on_holdout``).
     """
     train_targets = np.asarray(train_targets, dtype=bool)
     test_targets = np.asarray(test_targets, dtype=bool)
     strengths = l2_strength_grid() if strengths is None else np.asarray(
         strengths, dtype=np.float64)
-    fit_idx, hold_idx = holdout_split(
-        len(train_targets), None, holdout_fraction, seed)
-    fit_x, hold_x = _scaled(train_x[fit_idx], train_x[hold_idx])
+    if val_x is None:
+        fit_idx, hold_idx = holdout_split(
+            len(train_targets), None, holdout_fraction, seed)
+        fit_x, hold_x = _scaled(train_x[fit_idx], train_x[hold_idx])
+        fit_t, hold_t = train_targets[fit_idx], train_targets[hold_idx]
+        selection = 'holdout of train'
+    else:
+        if val_targets is None:
+            raise ValueError('val_x needs val_targets')
+        fit_x, hold_x = _scaled(train_x, val_x)
+        fit_t, hold_t = train_targets, np.asarray(val_targets, dtype=bool)
+        train_x = np.concatenate([train_x, val_x])
+        train_targets = np.concatenate([train_targets, hold_t])
+        selection = 'validation split'
     all_x, test_x = _scaled(train_x, test_x)
     per_class, not_converged = [], 0
     num_classes, start = train_targets.shape[1], time.perf_counter()
@@ -279,42 +347,45 @@ def voc_logistic_probe(train_x: np.ndarray,
             progress_line(progress, c + 1, num_classes, 'VOC07 probe class',
                           'skipped, the train split has only one label value', start)
             continue
-        y_fit, y_hold = y[fit_idx], y[hold_idx]
+        y_fit, y_hold = fit_t[:, c], hold_t[:, c]
         best_l2, selected = 1.0, False  # middle of the grid when no holdout choice
         if y_fit.any() and not y_fit.all() and y_hold.any():
             aps = []
             clf = LogisticRegression(max_iter=max_iter, warm_start=True)
             for lam in strengths:
-                clf.set_params(C=1.0 / lam)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter('always', ConvergenceWarning)
-                    clf.fit(fit_x, y_fit)
-                not_converged += bool(caught)
+                not_converged += fit_counting_unconverged(
+                    clf.set_params(C=1.0 / lam), fit_x, y_fit)
                 aps.append(
                     voc_average_precision(
                         clf.decision_function(hold_x), y_hold,
                         method=ap_method))
             best_l2, selected = float(strengths[int(np.nanargmax(aps))]), True
         clf = LogisticRegression(C=1.0 / best_l2, max_iter=max_iter)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always', ConvergenceWarning)
-            clf.fit(all_x, y)
-        not_converged += bool(caught)
-        scores = clf.decision_function(test_x)
-        ignore = None if test_difficult is None else np.asarray(
-            test_difficult, dtype=bool)[:, c]
+        not_converged += fit_counting_unconverged(clf, all_x, y)
         entry.update(
             best_l2=best_l2,
             selected_on_holdout=selected,
-            ap_11point=voc_average_precision(scores, test_targets[:, c],
-                                             ignore, '11point'),
-            ap_area=voc_average_precision(scores, test_targets[:, c], ignore,
-                                          'area'))
+            **class_test_aps(clf.decision_function(test_x), test_targets,
+                             test_difficult, c))
         per_class.append(entry)
         progress_line(progress, c + 1, num_classes, 'VOC07 probe class',
                       f'best lambda={best_l2:.3g}, test AP ({ap_method}) '
                       f'{entry[f"ap_{ap_method}"] * 100:.2f}', start)
-    return summarise_class_aps(per_class, ap_method, not_converged=not_converged)
+    return summarise_class_aps(per_class, ap_method, selection=selection,
+                               not_converged=not_converged)
+
+
+def class_test_aps(scores: np.ndarray, test_targets: np.ndarray,
+                   test_difficult: Optional[np.ndarray], c: int) -> dict:
+    """``ap_11point`` and ``ap_area`` of class ``c`` from its test scores, difficult-only
+    labels left out."""
+    targets = np.asarray(test_targets, dtype=bool)[:, c]
+    ignore = None if test_difficult is None else np.asarray(
+        test_difficult, dtype=bool)[:, c]
+    return {
+        f'ap_{method}': voc_average_precision(scores, targets, ignore, method)
+        for method in ('11point', 'area')
+    }
 
 
 def summarise_class_aps(per_class: list, ap_method: str, **extra) -> dict:

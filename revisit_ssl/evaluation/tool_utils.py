@@ -2,29 +2,33 @@
 
 Every tool takes ``CONFIG CHECKPOINT`` (the pretraining config the backbone and the input
 normalisation are built from, and a checkpoint, a converted backbone file or ``random``), the
-same data options and ``--out``; this module turns those arguments into a feature extractor
-and labelled datasets and writes the result file.
+same data options and ``--out``; this module holds those arguments once (model, class folders,
+VOC classification, loader) and turns them into a feature extractor, datasets, features and
+the result file.
 """
 import argparse
 import csv
-import json
 import os
 import os.path as osp
 import time
 from typing import List, Optional, Tuple
 
+import mmengine
 import torch
 from mmengine.config import Config
 
+from .average_precision import AP_METHODS
 from .backbone_loader import RANDOM_INIT, load_backbone, load_config
-from .data import eval_pipeline, folder_dataset, make_dataloader
+from .data import (build_eval_dataloader, build_labelled_loaders,
+                   eval_pipeline, folder_dataset, load_voc_classification)
 from .feature_extractor import (FeatureExtractor, ImageNormalizer,
                                 extract_features)
 
 __all__ = [
-    'add_model_args', 'add_folder_data_args', 'add_loader_args',
-    'default_device', 'build_extractor', 'monitor_hook_cfg',
-    'labelled_datasets', 'extract', 'default_out_path', 'write_result'
+    'add_model_args', 'add_folder_data_args', 'add_resolution_args',
+    'add_voc_args', 'add_loader_args', 'default_device', 'build_extractor',
+    'monitor_hook_cfg', 'labelled_datasets', 'extract', 'voc_features',
+    'default_out_path', 'write_result'
 ]
 
 
@@ -84,6 +88,39 @@ def add_resolution_args(parser: argparse.ArgumentParser) -> None:
         help='short edge before the crop (default img-size * 8/7)')
 
 
+def add_voc_args(parser: argparse.ArgumentParser,
+                 train_flag: str = '--train-split',
+                 test_flag: str = '--test-split') -> argparse._ArgumentGroup:
+    """VOC classification options: ``--voc-root``, the two image sets, ``--ap-method``.
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+        train_flag (str): Flag of the training image set (``args.voc_train_split``); a tool
+            that also reads class folders names it ``--voc-train-split``.
+        test_flag (str): Flag of the test image set (``args.voc_test_split``).
+
+    Returns:
+        The argument group, for the tool's own VOC options.
+    """
+    voc = parser.add_argument_group('VOC classification')
+    voc.add_argument(
+        '--voc-root',
+        default='data/VOCdevkit/VOC2007',
+        help='VOC folder with ImageSets/Main/<split>.txt, Annotations/*.xml '
+        'and JPEGImages/*.jpg')
+    voc.add_argument(train_flag, dest='voc_train_split', default='trainval',
+                     help='training image set')
+    voc.add_argument(test_flag, dest='voc_test_split', default='test',
+                     help='test image set (disjoint from the training one)')
+    voc.add_argument(
+        '--ap-method',
+        choices=AP_METHODS,
+        default='area',
+        help="headline AP: 'area' (VOC2010+ / Goyal et al. benchmark) or "
+        "'11point' (VOC2007 devkit); both are written")
+    return voc
+
+
 def add_loader_args(parser: argparse.ArgumentParser,
                     out_help: str = 'result file (.json, or .csv)') -> None:
     parser.add_argument('--batch-size', type=int, default=64)
@@ -134,7 +171,6 @@ def _pipeline(args: argparse.Namespace, hook: Optional[dict]) -> List[dict]:
 
 def labelled_datasets(args: argparse.Namespace, cfg: Config) -> tuple:
     """``(train_dataset, test_dataset, description)`` of labelled single-label data."""
-    from mmpretrain.registry import DATASETS
     hook = monitor_hook_cfg(cfg)
     pipeline = _pipeline(args, hook)
     if args.data_root:
@@ -145,17 +181,14 @@ def labelled_datasets(args: argparse.Namespace, cfg: Config) -> tuple:
             data_root=args.data_root,
             train_split=args.train_split,
             test_split=args.test_split)
-    elif hook is not None:
-        datasets = []
-        for key in ('train_dataloader', 'val_dataloader'):
-            ds_cfg = dict(hook[key]['dataset'])
-            ds_cfg['pipeline'] = pipeline
-            datasets.append(DATASETS.build(ds_cfg))
-        train, test = datasets
-        if tuple(train.metainfo.get('classes') or ()) != tuple(
-                test.metainfo.get('classes') or ()):
-            raise ValueError('the KNNMonitorHook train and val splits have '
-                             'different classes; labels would not agree')
+    elif hook is not None:  # the monitor's own loaders, with this pipeline
+        loaders = [
+            dict(hook[key],
+                 dataset=dict(hook[key]['dataset'], pipeline=pipeline))
+            for key in ('train_dataloader', 'val_dataloader')
+        ]
+        train, test = (loader.dataset for loader in build_labelled_loaders(
+            *loaders, owner='the KNNMonitorHook of the config'))
         source = dict(from_config='custom_hooks KNNMonitorHook')
     else:
         raise ValueError(
@@ -174,10 +207,50 @@ def labelled_datasets(args: argparse.Namespace, cfg: Config) -> tuple:
 def extract(extractor: FeatureExtractor,
             dataset,
             args: argparse.Namespace,
-            desc: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    loader = make_dataloader(dataset, args.batch_size, args.num_workers)
+            desc: str,
+            with_labels: bool = True
+            ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Features (and single labels) of a dataset, in order, batched per ``--batch-size``."""
+    loader = build_eval_dataloader(dataset, args.batch_size, args.num_workers)
     return extract_features(
-        extractor, loader, progress=not args.no_progress, desc=desc)
+        extractor, loader, progress=not args.no_progress, desc=desc,
+        with_labels=with_labels)
+
+
+def voc_features(args: argparse.Namespace,
+                 extractor: FeatureExtractor) -> Tuple[dict, dict, dict]:
+    """The VOC flow of the classification tools: both image sets, their features.
+
+    Returns:
+        tuple[dict, dict, dict]: ``train`` and ``test`` (each ``x`` features as numpy,
+        ``targets``, ``difficult``) and the ``data`` entry of the result file.
+    """
+    pipeline = eval_pipeline(args.img_size or 224, args.resize_size)
+    train = load_voc_classification(args.voc_root, args.voc_train_split,
+                                    pipeline=pipeline)
+    test = load_voc_classification(args.voc_root, args.voc_test_split,
+                                   train.classes, pipeline)
+    overlap = set(train.img_paths) & set(test.img_paths)
+    if overlap:
+        raise ValueError(
+            f'{len(overlap)} images are in both the training image set '
+            f'{args.voc_train_split!r} and the test image set '
+            f'{args.voc_test_split!r}; choose disjoint image sets')
+    splits = []
+    for split, name in ((train, args.voc_train_split),
+                        (test, args.voc_test_split)):
+        x, _ = extract(extractor, split.dataset, args, name, with_labels=False)
+        splits.append(dict(x=x.numpy(), targets=split.targets,
+                           difficult=split.difficult))
+    data = dict(
+        voc_root=args.voc_root,
+        train_split=args.voc_train_split,
+        test_split=args.voc_test_split,
+        classes=list(train.classes),
+        num_train=len(train.img_paths),
+        num_test=len(test.img_paths),
+        pipeline=pipeline)
+    return splits[0], splits[1], data
 
 
 def default_out_path(args: argparse.Namespace, tool: str,
@@ -206,8 +279,7 @@ def write_result(result: dict, out: str) -> str:
             writer.writeheader()
             writer.writerow(flat)
     else:
-        with open(out, 'w') as f:
-            json.dump(result, f, indent=2)
+        mmengine.dump(result, out, indent=2)
     return out
 
 

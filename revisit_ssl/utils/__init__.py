@@ -1,4 +1,9 @@
 from .checkpoint import register_checkpoint_safe_globals
+from .checkpoint_layouts import (LAYOUTS, CheckpointLayout, detect_layout,
+                                 extract_encoder, load_checkpoint_file)
 from .data_check import check_data_roots
 
-__all__ = ['register_checkpoint_safe_globals', 'check_data_roots']
+__all__ = [
+    'register_checkpoint_safe_globals', 'check_data_roots', 'LAYOUTS',
+    'CheckpointLayout', 'detect_layout', 'extract_encoder', 'load_checkpoint_file'
+]

@@ -1,18 +1,23 @@
 """Writers that store demo scenes in the dataset layouts the configs expect.
 
-A writer receives every drawn :class:`~revisit_ssl.utils.demo_data.Scene` of every split and
+A writer receives every drawn :class:`~revisit_ssl.utils.demo_scenes.Scene` of every split and
 writes it in one layout. Add a layout by subclassing :class:`DemoWriter` and listing it in
 :data:`DEMO_WRITERS`; ``tools/make_demo_data.py --formats`` then offers it.
 """
 import os
 import os.path as osp
-from typing import Dict, Type
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Type
 
 import cv2
+import numpy as np
 
-from .demo_data import DEMO_CLASSES, Scene
+from .demo_scenes import DEMO_CLASSES, Scene, semantic_map
 
-__all__ = ['DemoWriter', 'ClassificationFolderWriter', 'DEMO_WRITERS']
+__all__ = [
+    'DemoWriter', 'ClassificationFolderWriter', 'VOCWriter', 'CityscapesWriter',
+    'NYUDWriter', 'DEMO_WRITERS', 'VOC_DET_CLASSES', 'voc_palette', 'demo_depth'
+]
 
 
 class DemoWriter:
@@ -53,12 +58,6 @@ class ClassificationFolderWriter(DemoWriter):
             [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
-#: Layouts ``tools/make_demo_data.py`` can write, by name.
-DEMO_WRITERS: Dict[str, Type[DemoWriter]] = {
-    ClassificationFolderWriter.name: ClassificationFolderWriter,
-}
-
-
 # ---------------------------------------------------------------------------------------------
 # Downstream layouts (PASCAL VOC, Cityscapes, NYUD-v2) for the mmseg / mmdet transfer configs.
 # Every layout labels demo class ``c`` (index into DEMO_CLASSES) with the ``c``-th class of the
@@ -70,13 +69,6 @@ DEMO_WRITERS: Dict[str, Type[DemoWriter]] = {
 #   NYUD-v2 (40)     : file value 1 wall (background), c + 2 -> floor, cabinet, bed, chair,
 #                      sofa, table; 0 (unlabelled) on object outlines
 # ---------------------------------------------------------------------------------------------
-import xml.etree.ElementTree as ET  # noqa: E402
-from typing import List  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .demo_data import semantic_map  # noqa: E402
-
 #: PASCAL VOC's 20 object classes, detection label order (mmdet ``VOCDataset``).
 VOC_DET_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
                    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
@@ -285,12 +277,9 @@ class NYUDWriter(DemoWriter):
             _write_lines(osp.join(self.root, 'gt_sets', f'{split}.txt'), ids)
 
 
-__all__ += [
-    'VOC_DET_CLASSES', 'voc_palette', 'demo_depth', 'VOCWriter',
-    'CityscapesWriter', 'NYUDWriter'
-]
-DEMO_WRITERS.update({
-    VOCWriter.name: VOCWriter,
-    CityscapesWriter.name: CityscapesWriter,
-    NYUDWriter.name: NYUDWriter,
-})
+#: Layouts ``tools/make_demo_data.py`` can write, by name.
+DEMO_WRITERS: Dict[str, Type[DemoWriter]] = {
+    writer.name: writer
+    for writer in (ClassificationFolderWriter, VOCWriter, CityscapesWriter,
+                   NYUDWriter)
+}

@@ -1,7 +1,8 @@
 """Train a config like tools/train.py, then save every rank's model state.
 
-Run under torchrun by tests/test_reliability.py: ``--launcher pytorch`` on CPU processes
-(gloo). Writes ``<work_dir>/rank<r>_state.pth`` with the unwrapped model's state dict.
+Run by tests/test_reliability.py as the ranks of a torchrun job (forked with torchrun's
+variables, tests/helpers/warm_python.py): ``--launcher pytorch`` on CPU processes (gloo).
+Writes ``<work_dir>/rank<r>_state.pth`` with the unwrapped model's state dict.
 """
 import argparse
 import os

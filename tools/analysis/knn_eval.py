@@ -13,14 +13,10 @@ Example::
 """
 import argparse
 import csv
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import revisit_ssl  # noqa: E402,F401  registers components and checkpoint safe globals
-from revisit_ssl.evaluation import knn_top1, weighted_knn_predict  # noqa: E402
-from revisit_ssl.evaluation.tool_utils import (  # noqa: E402
+import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
+from revisit_ssl.evaluation import knn_top1, weighted_knn_predict
+from revisit_ssl.evaluation.tool_utils import (
     add_folder_data_args, add_loader_args, add_model_args, build_extractor,
     default_out_path, extract, labelled_datasets, write_result)
 

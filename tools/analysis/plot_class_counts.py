@@ -22,15 +22,12 @@ import argparse
 import csv
 import os
 import os.path as osp
-import sys
 
 import matplotlib
 import numpy as np
 
 matplotlib.use('Agg')  # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from revisit_ssl.datasets.wrappers import IMAGENET_LT, pareto_class_counts  # noqa: E402
 

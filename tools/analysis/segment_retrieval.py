@@ -7,8 +7,9 @@ class of their pixels; every validation region takes the class of its single nea
 region (cosine similarity, not weighted). Region labels are painted back at the input
 resolution and scored by mIoU on the validation split.
 
-Reads the VOC segmentation layout: ImageSets/Segmentation/<split>.txt, JPEGImages/<id>.jpg and
-SegmentationClass/<id>.png (palette PNG, 255 = void).
+Reads the VOC segmentation layout with mmseg's ``PascalVOCDataset``:
+ImageSets/Segmentation/<split>.txt, JPEGImages/<id>.jpg and SegmentationClass/<id>.png (palette
+PNG, 255 = void).
 
 Example::
 
@@ -17,18 +18,17 @@ Example::
 """
 import argparse
 import inspect
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from rich.console import Console
+from rich.progress import track
 
-import revisit_ssl  # noqa: E402,F401  registers components and checkpoint safe globals
-from revisit_ssl.evaluation import (ImageListDataset,  # noqa: E402
-                                    load_config, load_voc_segmentation_ids,
-                                    make_dataloader, read_label_png,
-                                    segment_retrieval_miou, track)
-from revisit_ssl.evaluation.tool_utils import (  # noqa: E402
-    add_model_args, build_extractor, default_out_path, write_result)
+import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
+from revisit_ssl.evaluation import (build_eval_dataloader, load_config,
+                                    segment_retrieval_miou,
+                                    voc_segmentation_dataset)
+from revisit_ssl.evaluation.tool_utils import (add_model_args,
+                                               build_extractor,
+                                               default_out_path, write_result)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,23 +92,34 @@ def dilation_overrides(cfg) -> dict:
     return dict(strides=tuple(strides), dilations=tuple(dilations))
 
 
-def feature_maps(extractor, voc_root, ids, args, desc):
-    """Yield ``(feature_map (C, h, w), gt (H, W))`` per image."""
-    pipeline = [dict(type='LoadImageFromFile')]
-    if args.short_edge:
+def feature_maps(extractor, dataset, args, desc):
+    """Yield ``(feature_map (C, h, w), gt (H, W))`` per image of ``dataset``."""
+    loader = build_eval_dataloader(dataset, 1, args.num_workers)
+    for batch in track(loader, desc, len(loader), disable=args.no_progress,
+                       console=Console(stderr=True)):
+        sample = batch['data_samples'][0]
+        gt = sample.gt_seg_map
+        if gt.ndim != 2:
+            raise ValueError(
+                f'{sample.seg_map_path!r} decodes to shape {gt.shape}; a '
+                'label map must be a palette or grey PNG of class indices')
+        yield extractor(batch['inputs'])[0].cpu().numpy(), gt.astype('int64')
+
+
+def voc_split(args, split):
+    """The split's images, resized per ``--short-edge``, with their label maps at full size."""
+    pipeline = [dict(type='mmpretrain.LoadImageFromFile')]
+    if args.short_edge:  # resizes the image only: the label map stays at full resolution
         pipeline.append(
-            dict(type='ResizeEdge', scale=args.short_edge, edge='short'))
-    pipeline.append(dict(type='PackInputs'))
-    paths = [osp.join(voc_root, 'JPEGImages', f'{i}.jpg') for i in ids]
-    loader = make_dataloader(
-        ImageListDataset(paths, pipeline), 1, args.num_workers)
-    # the bar first, so that it sees its last item through before zip stops
-    for batch, img_id in zip(
-            track(loader, desc=desc, enabled=not args.no_progress), ids):
-        fmap = extractor(batch['inputs'])[0].cpu().numpy()
-        gt = read_label_png(
-            osp.join(voc_root, 'SegmentationClass', f'{img_id}.png'))
-        yield fmap, gt
+            dict(type='mmpretrain.ResizeEdge', scale=args.short_edge,
+                 edge='short'))
+    pipeline += [
+        dict(type='mmseg.LoadAnnotations'),
+        dict(type='mmpretrain.PackInputs', algorithm_keys=('gt_seg_map', ),
+             meta_keys=('img_path', 'seg_map_path')),
+    ]
+    return voc_segmentation_dataset(args.voc_root, split, pipeline,
+                                    args.max_images)
 
 
 def main(argv=None) -> dict:
@@ -120,19 +131,15 @@ def main(argv=None) -> dict:
               'strides/dilations arguments; its last stage is used as is')
     extractor, model_info, _ = build_extractor(
         args, pool=False, l2_normalize=False, overrides=overrides)
-    ids = {}
-    for split in (args.train_split, args.val_split):
-        ids[split] = load_voc_segmentation_ids(args.voc_root,
-                                               split)[:args.max_images]
-    overlap = set(ids[args.train_split]) & set(ids[args.val_split])
+    train, val = voc_split(args, args.train_split), voc_split(args, args.val_split)
+    overlap = {train.get_data_info(i)['img_path'] for i in range(len(train))} & {
+        val.get_data_info(i)['img_path'] for i in range(len(val))}
     if overlap:
         raise ValueError(f'{len(overlap)} images are in both splits; choose '
                          'disjoint --train-split and --val-split')
     res = segment_retrieval_miou(
-        feature_maps(extractor, args.voc_root, ids[args.train_split], args,
-                     args.train_split),
-        feature_maps(extractor, args.voc_root, ids[args.val_split], args,
-                     args.val_split),
+        feature_maps(extractor, train, args, args.train_split),
+        feature_maps(extractor, val, args, args.val_split),
         num_classes=args.num_classes,
         num_clusters=args.num_clusters,
         ignore_index=args.ignore_index,
@@ -147,8 +154,8 @@ def main(argv=None) -> dict:
             voc_root=args.voc_root,
             train_split=args.train_split,
             val_split=args.val_split,
-            num_train=len(ids[args.train_split]),
-            num_val=len(ids[args.val_split]),
+            num_train=len(train),
+            num_val=len(val),
             short_edge=args.short_edge),
         num_clusters=args.num_clusters,
         num_classes=args.num_classes,

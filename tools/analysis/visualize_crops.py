@@ -15,7 +15,6 @@ Example::
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Tuple
 
 import cv2
@@ -25,8 +24,6 @@ import numpy as np
 matplotlib.use('Agg')  # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from revisit_ssl.datasets.transforms import ConstrainedMultiCrop  # noqa: E402
 from revisit_ssl.utils.demo_data import draw_scene  # noqa: E402

@@ -20,25 +20,23 @@ Example::
 import argparse
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import track
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import revisit_ssl  # noqa: E402,F401  registers components and checkpoint safe globals
-from revisit_ssl.evaluation import (FeatureExtractor,  # noqa: E402
-                                    ImageListDataset, ImageNormalizer,
-                                    RANDOM_INIT, load_backbone,
-                                    load_checkpoint_file, load_config,
-                                    make_dataloader, track)
-from revisit_ssl.evaluation.tool_utils import (default_device,  # noqa: E402
+import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
+from revisit_ssl.evaluation import (RANDOM_INIT, FeatureExtractor,
+                                    ImageNormalizer, build_eval_dataloader,
+                                    load_backbone,
+                                    load_checkpoint_file, load_config)
+from revisit_ssl.evaluation.tool_utils import (add_loader_args,
+                                               default_device,
                                                default_out_path, write_result)
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 GREEN, RED, BLUE, GREY = (60, 180, 60), (50, 50, 220), (220, 120, 40), (
     150, 150, 150)
 
@@ -78,26 +76,32 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--tile', type=int, default=96, help='displayed tile size in pixels')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default=None)
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--num-workers', type=int, default=2)
-    parser.add_argument(
-        '--out',
-        default=None,
-        help='PNG path; the neighbours are also written next to it as JSON')
-    parser.add_argument('--no-progress', action='store_true')
+    # --num-workers is accepted for symmetry but unused: the crops draw from this
+    # process's seeded numpy state, so they are made without workers
+    add_loader_args(
+        parser, 'PNG path; the neighbours are also written next to it as JSON')
     return parser.parse_args(argv)
 
 
-def list_images(root: str) -> list:
+def image_dataset(root: str, crop_size: int, min_scale: float):
+    """Every image under ``root`` (recursively, mmpretrain's ``CustomDataset`` without labels),
+    as one random-resized crop, as in training."""
+    from mmpretrain.registry import DATASETS
     if not osp.isdir(root):
         raise FileNotFoundError(f'--data-root {root!r} is not a folder')
-    paths = sorted(
-        osp.join(d, f) for d, _, files in os.walk(root) for f in files
-        if f.lower().endswith(IMG_EXTENSIONS))
-    if not paths:
-        raise FileNotFoundError(f'no images ({", ".join(IMG_EXTENSIONS)}) '
-                                f'under {root!r}')
-    return paths
+    return DATASETS.build(
+        dict(
+            type='mmpretrain.CustomDataset',
+            data_root=root,
+            with_label=False,
+            pipeline=[
+                dict(type='mmpretrain.LoadImageFromFile'),
+                dict(
+                    type='mmpretrain.RandomResizedCrop',
+                    scale=crop_size,
+                    crop_ratio_range=(min_scale, 1.0)),
+                dict(type='mmpretrain.PackInputs'),
+            ]))
 
 
 def label_of(path: str, root: str):
@@ -106,20 +110,15 @@ def label_of(path: str, root: str):
     return rel[0] if len(rel) > 1 else None
 
 
-def encode_crops(extractor, paths, args, desc):
-    """Random-resized crops of ``paths`` -> (L2-normalised features, uint8 HWC BGR crops)."""
-    pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='RandomResizedCrop',
-            scale=args.crop_size,
-            crop_ratio_range=(args.min_scale, 1.0)),
-        dict(type='PackInputs'),
-    ]
-    loader = make_dataloader(
-        ImageListDataset(paths, pipeline), args.batch_size, 0)
+def encode_crops(extractor, dataset, indices, args, desc):
+    """Crops of the images ``indices`` -> (L2-normalised features, uint8 HWC BGR crops)."""
+    # no workers: mmcv's random crops draw from this process's numpy state (seeded)
+    loader = build_eval_dataloader(
+        torch.utils.data.Subset(dataset, list(indices)), args.batch_size, 0)
     feats, crops = [], []
-    for batch in track(loader, desc=desc, enabled=not args.no_progress):
+    # the same batch gives the features and the pictures
+    for batch in track(loader, desc, len(loader), disable=args.no_progress,
+                       console=Console(stderr=True)):
         feats.append(extractor(batch['inputs']).cpu())
         crops += [x.permute(1, 2, 0).numpy() for x in batch['inputs']]
     return torch.cat(feats), crops
@@ -153,17 +152,16 @@ def main(argv=None) -> dict:
                                            device=device, seed=args.seed)
         encoders[role] = (FeatureExtractor(backbone, normalizer), info)
 
-    paths = list_images(args.data_root)
+    dataset = image_dataset(args.data_root, args.crop_size, args.min_scale)
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
     rng = np.random.default_rng(args.seed)
     queue_src = rng.integers(len(paths), size=args.queue_size)
     query_src = rng.choice(
         len(paths), size=min(args.num_queries, len(paths)), replace=False)
-    queue_feats, queue_crops = encode_crops(encoders['queue'][0],
-                                            [paths[i] for i in queue_src],
-                                            args, 'queue crops')
-    query_feats, query_crops = encode_crops(encoders['query'][0],
-                                            [paths[i] for i in query_src],
-                                            args, 'query crops')
+    queue_feats, queue_crops = encode_crops(encoders['queue'][0], dataset,
+                                            queue_src, args, 'queue crops')
+    query_feats, query_crops = encode_crops(encoders['query'][0], dataset,
+                                            query_src, args, 'query crops')
     k = min(args.topk, len(queue_feats))
     sims = query_feats @ queue_feats.t()
     top_sim, top_idx = sims.topk(k, dim=1)

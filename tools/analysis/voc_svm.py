@@ -10,28 +10,34 @@ The headline AP method is ``--ap-method`` (default ``area``: the VOC2010+ all-po
 interpolated AP that Goyal et al.'s benchmark reports; ``11point`` is the VOC2007 devkit's);
 both are written to the result file.
 
+``--protocol release`` runs the paper release's protocol instead (its ``evaluation/voc_svm``,
+which gave the paper's "VOC SVM" numbers): a fixed cost C = 0.5 (no cross-validation), class
+weight {1: 2}, features divided by (L2 norm + 1e-5), and images where a class is only
+*difficult* counted as negatives in training and in the test AP (area AP).
+
 Example::
 
     python tools/analysis/voc_svm.py configs/knn_moco_coco.py CKPT \\
         --voc-root data/VOCdevkit/VOC2007
+    python tools/analysis/voc_svm.py configs/knn_moco_coco.py CKPT \\
+        --voc-root data/VOCdevkit/VOC2007 --protocol release
     # the demo VOC tree: its trainval holds the val images, so train on train
     python tools/analysis/voc_svm.py configs/knn_moco_demo.py CKPT \\
         --voc-root data/demo/VOCdevkit/VOC2012 --train-split train --test-split val \\
         --img-size 32
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import revisit_ssl  # noqa: E402,F401  registers components and checkpoint safe globals
-from revisit_ssl.evaluation import (AP_METHODS, DEFAULT_SVM_COSTS,  # noqa: E402
-                                    ImageListDataset, eval_pipeline,
-                                    load_voc_classification, voc_svm_benchmark)
-from revisit_ssl.evaluation.tool_utils import (  # noqa: E402
-    add_loader_args, add_model_args, add_resolution_args, build_extractor,
-    default_out_path, extract, write_result)
+import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
+from revisit_ssl.evaluation import (DEFAULT_SVM_COSTS, RELEASE_SVM_COST,
+                                    SVM_PROTOCOLS, voc_svm_benchmark,
+                                    voc_svm_release)
+from revisit_ssl.evaluation.tool_utils import (add_loader_args,
+                                               add_model_args,
+                                               add_resolution_args,
+                                               add_voc_args, build_extractor,
+                                               default_out_path, voc_features,
+                                               write_result)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,28 +46,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         'cross-validated cost, test mAP) on frozen backbone features.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_model_args(parser)
-    parser.add_argument(
-        '--voc-root',
-        default='data/VOCdevkit/VOC2007',
-        help='VOC folder with ImageSets/Main/<split>.txt, Annotations/*.xml '
-        'and JPEGImages/*.jpg')
-    parser.add_argument('--train-split', default='trainval')
-    parser.add_argument('--test-split', default='test')
+    add_voc_args(parser)
     add_resolution_args(parser)
+    parser.add_argument(
+        '--protocol',
+        choices=SVM_PROTOCOLS,
+        default='cv',
+        help="'cv': cost per class by cross-validated AP over --costs (Goyal "
+        "et al.); 'release': the paper release's fixed C = "
+        f'{RELEASE_SVM_COST}, difficult-only images as negatives in training '
+        'and in the test AP')
     parser.add_argument(
         '--costs',
         type=float,
         nargs='+',
         default=list(DEFAULT_SVM_COSTS),
-        help='SVM cost sweep')
+        help='SVM cost sweep (--protocol cv)')
     parser.add_argument('--folds', type=int, default=3,
                         help='cross-validation folds for the cost choice')
-    parser.add_argument(
-        '--ap-method',
-        choices=AP_METHODS,
-        default='area',
-        help="headline AP: 'area' (VOC2010+, Goyal et al.) or '11point' "
-        '(VOC2007 devkit); both are written')
     parser.add_argument('--max-iter', type=int, default=2000)
     parser.add_argument('--seed', type=int, default=0)
     add_loader_args(parser)
@@ -70,53 +72,44 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    extractor, model_info, _ = build_extractor(args)
-    train = load_voc_classification(args.voc_root, args.train_split)
-    test = load_voc_classification(args.voc_root, args.test_split,
-                                   train.classes)
-    overlap = set(train.img_paths) & set(test.img_paths)
-    if overlap:
-        raise ValueError(
-            f'{len(overlap)} images are in both --train-split '
-            f'{args.train_split!r} and --test-split {args.test_split!r}; '
-            'choose disjoint image sets')
-    pipeline = eval_pipeline(args.img_size or 224, args.resize_size)
-    train_x, _ = extract(extractor, ImageListDataset(train.img_paths, pipeline),
-                         args, args.train_split)
-    test_x, _ = extract(extractor, ImageListDataset(test.img_paths, pipeline),
-                        args, args.test_split)
-    bench = voc_svm_benchmark(
-        train_x.numpy(),
-        train.targets,
-        test_x.numpy(),
-        test.targets,
-        test.difficult,
-        costs=args.costs,
-        num_folds=args.folds,
-        ap_method=args.ap_method,
-        seed=args.seed,
-        max_iter=args.max_iter,
-        progress=not args.no_progress)
-    for entry, name in zip(bench['per_class'], train.classes):
+    # the release divides the raw pooled features by (norm + 1e-5) itself
+    extractor, model_info, _ = build_extractor(
+        args, l2_normalize=args.protocol != 'release')
+    train, test, data = voc_features(args, extractor)
+    if args.protocol == 'release':
+        bench = voc_svm_release(
+            train['x'],
+            train['targets'],
+            test['x'],
+            test['targets'],
+            ap_method=args.ap_method,
+            max_iter=args.max_iter,
+            progress=not args.no_progress)
+    else:
+        bench = voc_svm_benchmark(
+            train['x'],
+            train['targets'],
+            test['x'],
+            test['targets'],
+            test['difficult'],
+            costs=args.costs,
+            num_folds=args.folds,
+            ap_method=args.ap_method,
+            seed=args.seed,
+            max_iter=args.max_iter,
+            progress=not args.no_progress)
+        bench['protocol'] = 'cv'
+    for entry, name in zip(bench['per_class'], data['classes']):
         entry['class'] = name
     result = dict(
-        tool='voc_svm',
-        config=args.config,
-        model=model_info,
-        data=dict(
-            voc_root=args.voc_root,
-            train_split=args.train_split,
-            test_split=args.test_split,
-            classes=list(train.classes),
-            num_train=len(train.img_paths),
-            num_test=len(test.img_paths),
-            pipeline=pipeline),
+        tool='voc_svm', config=args.config, model=model_info, data=data,
         **bench)
     out = write_result(result, args.out or default_out_path(args, 'voc_svm'))
     evaluated = sum(e['ap_area'] is not None for e in bench['per_class'])
-    print(f"VOC07 SVM mAP ({bench['ap_method']}): {bench['mAP']:.2f}  "
+    print(f"VOC07 SVM mAP ({bench['ap_method']}, {args.protocol} protocol): "
+          f"{bench['mAP']:.2f}  "
           f"(11-point {bench['mAP_11point']:.2f}, area "
-          f"{bench['mAP_area']:.2f}; {evaluated}/{len(train.classes)} classes "
+          f"{bench['mAP_area']:.2f}; {evaluated}/{len(data['classes'])} classes "
           'with positives)')
     if bench['not_converged']:
         print(f"note: {bench['not_converged']} SVM fits stopped at "

@@ -1,18 +1,22 @@
 """Extract the ResNet backbone of a kNN-MoCo / MoCo checkpoint for fine-tuning.
 
-The output loads into MMSegmentation's and MMDetection's ``type='ResNet'`` backbones (and into
-the C4 shared head of MMDetection, whose ``layer4`` keys it also holds) with no missing and no
-unexpected keys; ``--format torchvision`` writes a plain state dict for
-``torchvision.models.resnet50()`` (everything but ``fc``).
+Our own pretraining checkpoints need no conversion: the downstream configs read them with
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. This tool is for
+the momentum encoder, other projects' checkpoints and torchvision.
 
-Accepted inputs (the layout is detected from the keys):
+The default output, ``{'meta', 'state_dict'}`` with keys ``backbone.conv1.weight``, ...
+(the layout of mmpretrain classifiers and of our pretraining checkpoints), loads through
+``prefix='backbone.'`` into MMSegmentation's and MMDetection's ``type='ResNet'`` backbones
+(and into the C4 shared head of MMDetection, whose ``layer4`` keys it also holds) with no
+missing and no unexpected keys, and into ``KNNMoCo`` with ``load_from`` (both backbones);
+``--format torchvision`` writes a bare state dict for ``torchvision.models.resnet50()``
+(everything but ``fc``).
 
-* kNN-MoCo (this project, mmengine checkpoint): ``backbone.*`` online encoder,
-  ``momentum_encoder.module.0.*`` momentum encoder, ``head.key_queue`` (+ ``head.backbone_queue``);
-* mmpretrain ``MoCo``: ``backbone.*`` and ``encoder_k.module.0.*``, ``queue``;
-* mmpretrain ``MoCoV3`` with a ResNet: ``backbone.*`` and ``momentum_encoder.module.0.*``;
-* the official MoCo code base (also the checkpoints released with the paper,
-  arXiv 2106.05967): ``module.encoder_q.*`` and ``module.encoder_k.*``.
+Accepted inputs: the two-encoder layouts of :mod:`revisit_ssl.utils.checkpoint_layouts`
+(detected from the keys): kNN-MoCo (this project), mmpretrain ``MoCo`` / ``DenseCL`` /
+``MoCoV3`` (with a ResNet) / ``BYOL``, and the official MoCo code base with the checkpoints
+released with the paper (arXiv 2106.05967), ``module.encoder_q.*`` / ``module.encoder_k.*``
+(their ``fc.*`` projection MLP is left out).
 
 Examples::
 
@@ -27,55 +31,30 @@ import os.path as osp
 import re
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-# torch >= 2.6 loads with weights_only=True; importing revisit_ssl allow-lists the (data-only)
-# types mmengine stores in a checkpoint's ``meta`` (message hub, numpy scalars).
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import revisit_ssl  # noqa: E402,F401
+# torch >= 2.6 loads with weights_only=True; importing revisit_ssl (first, as the parent of
+# revisit_ssl.utils) allow-lists the data-only types mmengine stores in a checkpoint's ``meta``.
+from revisit_ssl.utils.checkpoint_layouts import (
+    PREFIXED_BACKBONE, PRETRAINING_LAYOUTS, CheckpointLayout, CheckpointLoadError,
+    detect_layout as _detect_layout, extract_encoder, load_checkpoint_file, resnet_depth,
+    resnet_widths)
 
 __all__ = [
-    'ConversionError', 'SourceLayout', 'SOURCE_LAYOUTS', 'detect_layout',
-    'extract_backbone', 'resnet_depth', 'resnet_widths', 'convert', 'format_summary',
-    'main'
+    'ConversionError', 'FORMATS', 'detect_layout', 'extract_backbone', 'resnet_depth',
+    'resnet_widths', 'convert', 'format_summary', 'main'
 ]
+
+#: Output formats: ``backbone.``-prefixed keys in an mmengine checkpoint (default), or the bare
+#: state dict torchvision loads.
+FORMATS = ('openmmlab', 'torchvision')
 
 
 class ConversionError(ValueError):
     """The input is not a checkpoint this tool can convert; the message says why."""
 
-
-@dataclass(frozen=True)
-class SourceLayout:
-    """Where a pretraining checkpoint keeps its two ResNet encoders.
-
-    Args:
-        name (str): Human-readable name of the layout.
-        online_prefix (str): Key prefix of the online (query) encoder's ResNet.
-        momentum_prefix (str): Key prefix of the momentum (key) encoder's ResNet.
-        marker (str, optional): A key whose presence tells this layout apart from another
-            one with the same prefixes.
-    """
-    name: str
-    online_prefix: str
-    momentum_prefix: str
-    marker: Optional[str] = None
-
-
-#: Known layouts, most specific first (kNN-MoCo and MoCoV3 share their prefixes; kNN-MoCo's
-#: DualQueueHead holds the key queue, with or without the kNN backbone queue).
-SOURCE_LAYOUTS: Tuple[SourceLayout, ...] = (
-    SourceLayout('kNN-MoCo (revisit_ssl KNNMoCo)', 'backbone.',
-                 'momentum_encoder.module.0.', 'head.key_queue'),
-    SourceLayout('MoCo (mmpretrain MoCo)', 'backbone.', 'encoder_k.module.0.'),
-    SourceLayout('MoCo v3 (mmpretrain MoCoV3)', 'backbone.',
-                 'momentum_encoder.module.0.'),
-    SourceLayout('MoCo (official facebookresearch/moco code)',
-                 'module.encoder_q.', 'module.encoder_k.'),
-)
 
 # Key names of a torchvision-style ResNet (== mmpretrain / mmseg / mmdet ``ResNet``): the
 # stem, then layerS.B.{conv,bn}N.* and layerS.B.downsample.{0,1}.*
@@ -129,38 +108,36 @@ def _unwrap(checkpoint: object, path: str) -> Tuple[Dict[str, torch.Tensor], dic
 
 
 def detect_layout(state_dict: Dict[str, torch.Tensor],
-                  path: str = 'the checkpoint') -> SourceLayout:
+                  path: str = 'the checkpoint') -> CheckpointLayout:
     """Find which pretraining method wrote ``state_dict``.
 
     Raises:
-        ConversionError: If it is not a KNNMoCo / MoCo checkpoint, naming what was found.
+        ConversionError: If it is not a two-encoder pretraining checkpoint, naming what was
+            found.
     """
-    keys = list(state_dict)
-    for layout in SOURCE_LAYOUTS:
-        has_online = any(k.startswith(layout.online_prefix) for k in keys)
-        has_momentum = any(k.startswith(layout.momentum_prefix) for k in keys)
-        has_marker = layout.marker is None or layout.marker in state_dict
-        if has_online and has_momentum and has_marker:
-            return layout
+    layout = _detect_layout(state_dict)
+    if layout.is_pretraining:
+        return layout
     expected = '; '.join(f'{lay.name}: {lay.online_prefix}* + '
-                         f'{lay.momentum_prefix}*' for lay in SOURCE_LAYOUTS)
+                         f'{lay.momentum_prefix}*' for lay in PRETRAINING_LAYOUTS)
     raise ConversionError(
         f'{path} is not a kNN-MoCo / MoCo checkpoint: no online + momentum encoder pair '
         f'found. Expected one of [{expected}]; found top-level prefixes: '
-        f'{_top_level_prefixes(keys)}. A supervised or already-converted checkpoint '
-        'can be used as it is (init_cfg=dict(type="Pretrained", checkpoint=..., '
-        'prefix="backbone.") for an mmpretrain classifier).')
+        f'{_top_level_prefixes(list(state_dict))}. A supervised or already-converted '
+        'checkpoint can be used as it is (init_cfg=dict(type="Pretrained", checkpoint=..., '
+        f'prefix="{PREFIXED_BACKBONE.online_prefix}") for backbone.* keys, no prefix for '
+        'bare ones).')
 
 
 def extract_backbone(state_dict: Dict[str, torch.Tensor],
-                     layout: SourceLayout,
+                     layout: CheckpointLayout,
                      momentum_encoder: bool = False,
                      path: str = 'the checkpoint') -> 'OrderedDict[str, torch.Tensor]':
     """Pick one encoder's ResNet tensors out of a pretraining state dict.
 
     Args:
         state_dict (dict): Full state dict of the pretraining model.
-        layout (SourceLayout): From :func:`detect_layout`.
+        layout (CheckpointLayout): From :func:`detect_layout`.
         momentum_encoder (bool): Take the momentum (key) encoder instead of the online one.
         path (str): Name of the input, for error messages.
 
@@ -170,67 +147,28 @@ def extract_backbone(state_dict: Dict[str, torch.Tensor],
     Raises:
         ConversionError: If the encoder is not a plain-stem ResNet.
     """
-    prefix = layout.momentum_prefix if momentum_encoder else layout.online_prefix
-    encoder = OrderedDict((k[len(prefix):], v.detach().clone())
-                          for k, v in state_dict.items() if k.startswith(prefix))
+    # the layout's head keys (the official code's projection MLP fc.*) are not backbone
+    weights = extract_encoder(state_dict, 'momentum' if momentum_encoder else 'online',
+                              layout, path)
+    prefix = weights.prefix
+    encoder = OrderedDict((k, v.detach().clone()) for k, v in weights.backbone.items())
     for hint, what in _FOREIGN_BACKBONE_HINTS.items():
         if any(k.startswith(hint) for k in encoder):
             raise ConversionError(
                 f'The encoder under {prefix!r} in {path} is {what}, not the plain-stem '
                 "ResNet the downstream configs build (type='ResNet'); convert it with "
                 "the tools of its own model family instead.")
-    # the official MoCo encoder carries its projection MLP as ``fc.*``: not backbone
-    dropped = [k for k in encoder if not _RESNET_KEY.match(k)]
-    non_fc = [k for k in dropped if not k.startswith('fc.')]
-    if non_fc:
+    foreign = [k for k in encoder if not _RESNET_KEY.match(k)]
+    if foreign:
         raise ConversionError(
             f'The encoder under {prefix!r} in {path} has keys a ResNet does not have, '
-            f'e.g. {non_fc[:5]}; it is not a ResNet backbone this tool can convert.')
-    for k in dropped:
-        del encoder[k]
+            f'e.g. {foreign[:5]}; it is not a ResNet backbone this tool can convert.')
     if 'conv1.weight' not in encoder or not any(
             k.startswith('layer1.') for k in encoder):
         raise ConversionError(
             f'The encoder under {prefix!r} in {path} lacks the ResNet stem / first '
             f'stage (conv1.weight, layer1.*); found {list(encoder)[:5]}.')
     return encoder
-
-
-def resnet_depth(backbone: Dict[str, torch.Tensor]) -> Optional[int]:
-    """The ResNet depth whose block counts match ``backbone`` (None if unusual)."""
-    blocks = []
-    for stage in range(1, 5):
-        ids = {int(k.split('.')[1]) for k in backbone
-               if k.startswith(f'layer{stage}.')}
-        blocks.append(len(ids))
-    bottleneck = any('.conv3.' in k for k in backbone)
-    table = {
-        (False, (2, 2, 2, 2)): 18,
-        (False, (3, 4, 6, 3)): 34,
-        (True, (3, 4, 6, 3)): 50,
-        (True, (3, 4, 23, 3)): 101,
-        (True, (3, 8, 36, 3)): 152,
-    }
-    return table.get((bottleneck, tuple(blocks)))
-
-
-def resnet_widths(backbone: Dict[str, torch.Tensor]) -> Tuple[int, int, int]:
-    """``(stem_channels, base_channels, feature_dim)`` of a ResNet state dict.
-
-    torchvision's and the standard mmpretrain / mmseg / mmdet ResNets have 64 / 64 and a
-    512-d (ResNet-18/34) or 2048-d (ResNet-50+) feature; the demo backbone
-    (configs/knn_moco_demo.py) has 32 / 32 and 256-d, which only a ResNet built with
-    ``stem_channels=32, base_channels=32`` can load.
-    """
-    stem = int(backbone['conv1.weight'].shape[0])
-    base = int(backbone['layer1.0.conv1.weight'].shape[0])
-    last_stage = max(int(k[5]) for k in backbone if k.startswith('layer'))
-    last_block = max(int(k.split('.')[1]) for k in backbone
-                     if k.startswith(f'layer{last_stage}.'))
-    bottleneck = f'layer{last_stage}.{last_block}.bn3.weight'
-    basic = f'layer{last_stage}.{last_block}.bn2.weight'
-    feature = backbone[bottleneck if bottleneck in backbone else basic]
-    return stem, base, int(feature.shape[0])
 
 
 def _plain(value: object) -> object:
@@ -250,26 +188,24 @@ def convert(src: str,
         src (str): Pretraining checkpoint.
         dst (str): Output path; parent folders are created.
         momentum_encoder (bool): Extract the momentum encoder instead of the online one.
-        fmt (str): ``'openmmlab'``: ``{'meta': ..., 'state_dict': ...}`` for
-            ``init_cfg=dict(type='Pretrained', checkpoint=dst)``; ``'torchvision'``: the bare
-            state dict for ``torchvision.models.resnetXX().load_state_dict``.
+        fmt (str): ``'openmmlab'``: ``{'meta': ..., 'state_dict': {'backbone.conv1.weight':
+            ...}}`` for ``init_cfg=dict(type='Pretrained', checkpoint=dst,
+            prefix='backbone.')`` (the layout of our pretraining checkpoints and mmpretrain
+            classifiers); ``'torchvision'``: the bare state dict for
+            ``torchvision.models.resnetXX().load_state_dict``.
 
     Returns:
         dict: Summary (layout, encoder, tensors, parameters, depth, source epoch / iter).
     """
-    if fmt not in ('openmmlab', 'torchvision'):
+    if fmt not in FORMATS:
         raise ConversionError(
-            f"unknown format {fmt!r}; use 'openmmlab' or 'torchvision'")
-    if not osp.isfile(src):
-        raise ConversionError(f'{src} does not exist')
+            f'unknown format {fmt!r}; use one of {", ".join(map(repr, FORMATS))}')
     try:
-        checkpoint = torch.load(src, map_location='cpu', weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError and friends
-        raise ConversionError(
-            f'{src} cannot be loaded with torch.load(weights_only=True): {e}\n'
-            'This tool never unpickles arbitrary objects. If the file comes from a source '
-            'you trust, re-save its tensors alone: torch.save({"state_dict": '
-            'ckpt["state_dict"]}, "clean.pth").') from e
+        checkpoint = load_checkpoint_file(
+            src, what_to_pass='the .pth written by the pretraining run, e.g. '
+            'work_dirs/<config>/epoch_800.pth')
+    except (FileNotFoundError, CheckpointLoadError, TypeError) as e:
+        raise ConversionError(str(e)) from e
     state_dict, meta = _unwrap(checkpoint, src)
     layout = detect_layout(state_dict, src)
     backbone = extract_backbone(state_dict, layout, momentum_encoder, src)
@@ -292,9 +228,11 @@ def convert(src: str,
     if fmt == 'torchvision':
         torch.save(backbone, dst)
     else:
+        prefix = PREFIXED_BACKBONE.online_prefix
         torch.save(
             dict(meta=dict(summary, converter='extract_backbone.py'),
-                 state_dict=backbone), dst)
+                 state_dict=OrderedDict(
+                     (prefix + k, v) for k, v in backbone.items())), dst)
     return summary
 
 
@@ -345,11 +283,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='extract the momentum (key) encoder instead of the online one')
     parser.add_argument(
         '--format',
-        choices=['openmmlab', 'torchvision'],
+        choices=FORMATS,
         default='openmmlab',
-        help="'openmmlab': {'meta', 'state_dict'} for init_cfg=dict(type='Pretrained', "
-        "checkpoint=DST) (default); 'torchvision': a bare state dict that "
-        'torchvision.models.resnet50() loads (all keys but fc)')
+        help="'openmmlab' (default): {'meta', 'state_dict'} with backbone.* keys, for "
+        "init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.') and "
+        "load_from; 'torchvision': a bare state dict that torchvision.models.resnet50() "
+        'loads (all keys but fc)')
     return parser.parse_args(argv)
 
 

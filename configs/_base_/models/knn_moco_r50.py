@@ -32,4 +32,6 @@ model = dict(
         use_knn=True,
         knn_k=20,
         knn_weight=0.4,
-        backbone_queue_dtype='float32'))
+        backbone_queue_dtype='float32',
+        # True: the release's no-warm-up variant (configs/knn_moco_coco_no_warmup.py)
+        search_after_enqueue=False))

@@ -12,19 +12,15 @@ _base_ = './deeplabv3_r50-d16_knn-moco-pre_4xb2-100e_nyud40-480x640.py'
 dataset_type = 'NYUDv2DepthDataset'
 model = dict(
     type='DepthEstimator',
+    # the segmentation model's ASPP head with one output channel and a depth loss
     decode_head=dict(
-        _delete_=True,
         type='ASPPDepthHead',
-        in_channels=2048,
-        in_index=3,
-        channels=256,
-        dilations=(1, 6, 12, 18),
-        dropout_ratio=0.1,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        align_corners=False,
+        num_classes=1,
         min_depth=1e-3,
         max_depth=10.0,
-        loss_decode=dict(type='DepthMSELoss', min_depth=1e-3, max_depth=10.0)))
+        loss_decode=dict(
+            _delete_=True, type='DepthMSELoss', min_depth=1e-3,
+            max_depth=10.0)))
 
 meta_keys = ('img_path', 'depth_map_path', 'ori_shape', 'img_shape',
              'pad_shape', 'scale_factor', 'flip', 'flip_direction')

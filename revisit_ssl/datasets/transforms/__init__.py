@@ -1,4 +1,4 @@
-from .constrained_multi_crop import ConstrainedMultiCrop
+from .constrained_multi_crop import OVERLAP_PRESETS, ConstrainedMultiCrop
 from .fast_auto_augment import FastAutoAugment
 from .fast_view_transforms import (FastColorJitter, FastGaussianBlur, FastRandomFlip,
                                    FastRandomGrayscale)
@@ -12,7 +12,7 @@ from .view_pipelines import (MOCO_V2_BLUR_SIGMA, auto_augment_view_transforms,
                              moco_v2_view_transforms)
 
 __all__ = [
-    'ConstrainedMultiCrop', 'HueSafeColorJitter', 'adjust_hue', 'MultiCropViewAugment',
+    'ConstrainedMultiCrop', 'OVERLAP_PRESETS', 'HueSafeColorJitter', 'adjust_hue', 'MultiCropViewAugment',
     'RandomChoiceAutoAugment', 'StrictLoadImageFromFile', 'UnreadableImageError',
     'MOCO_V2_BLUR_SIGMA', 'auto_augment_view_transforms', 'build_view_pipeline',
     'check_blur_sigma', 'moco_v2_view_transforms', 'fast_moco_v2_view_transforms',

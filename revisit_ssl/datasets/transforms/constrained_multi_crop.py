@@ -1,4 +1,5 @@
 """Constrained multi-crop (CC): the views of kNN-MoCo, cut from one image."""
+import inspect
 import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -9,11 +10,21 @@ import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
-__all__ = ['ConstrainedMultiCrop']
+__all__ = ['ConstrainedMultiCrop', 'OVERLAP_PRESETS']
 
 #: Candidates of an unconstrained crop before the central-crop fallback, as
 #: ``RandomResizedCrop``'s ``max_attempts``.
 RRC_MAX_ATTEMPTS = 10
+
+#: Named settings of the overlap rule: ``(min_overlap, overlap_area, max_tries)``.
+#: ``'paper'`` is the rule as the paper states it (Sec. 4: 20% of each small crop inside the
+#: key) and the defaults; ``'release'`` is the rule the official code computes
+#: (``utils/constrained_cropping.py``: intersection >= 10% of the small crop's target area,
+#: 10 tries, then an unconstrained crop), which produced the paper's numbers.
+OVERLAP_PRESETS = {
+    'paper': (0.2, 'crop', 50),
+    'release': (0.1, 'target', 10),
+}
 
 
 def _as_hw(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -24,6 +35,18 @@ def _as_hw(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
         raise ValueError(f'{name} must be a positive int or a (height, width) pair of '
                          f'positive ints, got {size!r}.')
     return int(size[0]), int(size[1])
+
+
+def _box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """IoU of paired ``(..., 4)`` integer boxes ``(x1, y1, x2, y2)``, ``x2``/``y2`` exclusive."""
+    inter_w = np.minimum(boxes1[..., 2], boxes2[..., 2]) - np.maximum(boxes1[..., 0],
+                                                                      boxes2[..., 0])
+    inter_h = np.minimum(boxes1[..., 3], boxes2[..., 3]) - np.maximum(boxes1[..., 1],
+                                                                      boxes2[..., 1])
+    inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    return inter / (area1 + area2 - inter).astype(np.float64)
 
 
 def _check_range(value: Sequence[float], name: str, low: float,
@@ -53,9 +76,18 @@ class ConstrainedMultiCrop(BaseTransform):
 
     Paper: `Revisiting Contrastive Methods for Unsupervised Learning of Visual Representations
     <https://arxiv.org/abs/2106.05967>`_ (Sec. 4: at least 20% of each small crop overlaps the
-    key). The official code instead asks for 10% of the small crop's *target* area (the area
-    drawn before rounding its sides), with 10 tries: ``min_overlap=0.1, overlap_area='target',
-    max_tries=10`` reproduces that.
+    key). The official code, which produced the paper's numbers, instead asks for 10% of the
+    small crop's *target* area (the area drawn before rounding its sides), with 10 tries:
+    ``overlap_preset='release'`` (``min_overlap=0.1, overlap_area='target', max_tries=10``)
+    reproduces that, ``overlap_preset='paper'`` is the default rule.
+
+    With ``max_iou`` (Sec. 3.1, Fig. 3: "forcing the IoU between views to be smaller than a
+    predefined threshold") the query and the key are drawn again, as a pair, until their IoU
+    is at most ``max_iou``, at most ``max_tries`` pairs; if none passes, the first pair (an
+    unconstrained draw) is kept and the fallback is counted. The small crops are then drawn
+    against the chosen key. ``max_iou=None`` draws exactly the random numbers it did before the
+    option existed, so configs without it are unchanged; with a value, the first candidate pair
+    is the pair ``max_iou=None`` would give.
 
     The box sampler (:meth:`sample_boxes`) needs only the image size, so analyses and tests
     can draw boxes without decoding images.
@@ -73,8 +105,9 @@ class ConstrainedMultiCrop(BaseTransform):
 
     - ``crop_boxes`` (np.ndarray): ``(num_views, 4)`` int64 boxes ``(x1, y1, x2, y2)`` in
       original-image pixels, ``x2``/``y2`` exclusive, one row per view in view order.
-    - ``num_crop_fallbacks`` (int): How many small crops failed the overlap rule
-      ``max_tries`` times and were drawn unconstrained (always 0 for MC).
+    - ``num_crop_fallbacks`` (int): How many crops were drawn unconstrained after ``max_tries``
+      failed candidates: small crops that failed the overlap rule (always 0 for MC), plus 1
+      when the query/key pair failed ``max_iou`` (always 0 without ``max_iou``).
 
     Neither reaches the model: ``PackInputs`` packs only ``img`` as inputs. To keep them in
     each data sample's metainfo (for analyses), list them in ``PackInputs``' ``meta_keys``.
@@ -99,9 +132,18 @@ class ConstrainedMultiCrop(BaseTransform):
         overlap_area (str): What ``min_overlap`` is a fraction of: ``'crop'`` (the small crop's
             pixel area, the paper's wording) or ``'target'`` (the area drawn before rounding,
             as the official code). Defaults to ``'crop'``.
-        max_tries (int): Candidates per small crop before the unconstrained fallback. A
-            candidate that does not fit in the image counts as a try. Defaults to 50; they are
-            drawn in one vectorised batch, so tries cost next to nothing.
+        max_tries (int): Candidates per small crop (and query/key pairs under ``max_iou``)
+            before the unconstrained fallback. A candidate that does not fit in the image
+            counts as a try. Defaults to 50; they are drawn in one vectorised batch, so tries
+            cost next to nothing.
+        overlap_preset (str, optional): A named overlap rule that sets ``min_overlap``,
+            ``overlap_area`` and ``max_tries`` together (:data:`OVERLAP_PRESETS`):
+            ``'paper'`` (0.2, ``'crop'``, 50, the defaults) or ``'release'`` (0.1,
+            ``'target'``, 10, the official code). Those arguments left at their defaults take
+            the preset's values; one set to a third value is an error. Defaults to None (the
+            three arguments as given).
+        max_iou (float, optional): Largest IoU allowed between the query (view 0) and the key
+            (view 1), in ``[0, 1)``; needs ``num_large >= 2``. Defaults to None (no limit).
         interpolation (str): Resize interpolation, as ``RandomResizedCrop``. Defaults to
             ``'bilinear'``.
         backend (str): Resize backend: ``'pillow'`` (antialiased, as torchvision on PIL images
@@ -128,8 +170,14 @@ class ConstrainedMultiCrop(BaseTransform):
                  overlap_area: str = 'crop',
                  max_tries: int = 50,
                  interpolation: str = 'bilinear',
-                 backend: str = 'pillow') -> None:
+                 backend: str = 'pillow',
+                 overlap_preset: Optional[str] = None,
+                 max_iou: Optional[float] = None) -> None:
         super().__init__()
+        if overlap_preset is not None:
+            min_overlap, overlap_area, max_tries = self._apply_preset(
+                overlap_preset, min_overlap=min_overlap, overlap_area=overlap_area,
+                max_tries=max_tries)
         if not isinstance(num_large, int) or num_large < 1:
             raise ValueError(f'num_large must be an int >= 1, got {num_large!r}.')
         if not isinstance(num_small, int) or num_small < 0:
@@ -147,6 +195,16 @@ class ConstrainedMultiCrop(BaseTransform):
                              f"code), got {overlap_area!r}.")
         if not isinstance(max_tries, int) or max_tries < 1:
             raise ValueError(f'max_tries must be an int >= 1, got {max_tries!r}.')
+        if max_iou is not None:
+            if isinstance(max_iou, bool) or not isinstance(max_iou, (int, float)) \
+                    or not 0. <= max_iou < 1.:
+                raise ValueError(f'max_iou is the largest IoU allowed between query and key, '
+                                 f'in [0, 1); got {max_iou!r}. For no limit use '
+                                 'max_iou=None.')
+            if num_large < 2:
+                raise ValueError('max_iou limits the IoU between the query (view 0) and the '
+                                 f'key (view 1), so it needs num_large >= 2; got '
+                                 f'num_large={num_large}.')
         if backend not in ('cv2', 'pillow', 'torch'):
             raise ValueError(f"backend must be 'cv2', 'pillow' or 'torch', got {backend!r}.")
         if backend == 'torch' and interpolation not in ('bilinear', 'bicubic'):
@@ -167,8 +225,32 @@ class ConstrainedMultiCrop(BaseTransform):
         self.min_overlap = float(min_overlap)
         self.overlap_area = overlap_area
         self.max_tries = max_tries
+        self.overlap_preset = overlap_preset
+        self.max_iou = None if max_iou is None else float(max_iou)
         self.interpolation = interpolation
         self.backend = backend
+
+    @classmethod
+    def _apply_preset(cls, name: str, **given) -> Tuple[float, str, int]:
+        """``(min_overlap, overlap_area, max_tries)`` of preset ``name``.
+
+        An argument still at its default takes the preset's value; one given at another value
+        that is not the preset's would silently lose, so it is an error.
+        """
+        if name not in OVERLAP_PRESETS:
+            raise ValueError(f'overlap_preset must be one of {sorted(OVERLAP_PRESETS)} (or '
+                             f'None), got {name!r}.')
+        defaults = inspect.signature(cls.__init__).parameters
+        resolved = []
+        for (key, value), preset_value in zip(given.items(), OVERLAP_PRESETS[name]):
+            if value != defaults[key].default and value != preset_value:
+                raise ValueError(
+                    f'overlap_preset={name!r} sets {key}={preset_value!r}, but {key}='
+                    f'{value!r} was given: drop {key} to use the preset, or drop '
+                    'overlap_preset to set min_overlap, overlap_area and max_tries one by '
+                    'one.')
+            resolved.append(preset_value)
+        return tuple(resolved)
 
     @property
     def num_views(self) -> int:
@@ -254,7 +336,8 @@ class ConstrainedMultiCrop(BaseTransform):
 
         All random numbers one image needs are drawn in one call and the candidates of all
         views are evaluated together: a fixed number of numpy calls per image, whatever
-        ``max_tries`` is.
+        ``max_tries`` is. With ``max_iou`` the extra query/key candidates come after all the
+        numbers drawn without it, so the first candidate pair is the unconstrained draw.
 
         Args:
             height (int): Image height in pixels.
@@ -264,7 +347,8 @@ class ConstrainedMultiCrop(BaseTransform):
 
         Returns:
             tuple[np.ndarray, int]: ``(num_views, 4)`` int64 boxes ``(x1, y1, x2, y2)``
-            (``x2``/``y2`` exclusive) in view order, and the number of fallbacks.
+            (``x2``/``y2`` exclusive) in view order, and the number of fallbacks (small crops
+            that failed the overlap rule, plus 1 if the query/key pair failed ``max_iou``).
         """
         if height < 1 or width < 1:
             raise ValueError(f'Cannot crop an empty image of size {height}x{width}.')
@@ -272,21 +356,26 @@ class ConstrainedMultiCrop(BaseTransform):
         # MC draws CC's candidates too (and ignores them): the random state after cropping is
         # then the same for both, so with one seed CC and MC get the same query, key and
         # later augmentations, and differ only in the small crops.
+        # max_iou's extra query/key pairs go last, so the numbers before them are the same
+        # with and without the option.
+        num_pairs = 0 if self.max_iou is None else self.max_tries - 1
         sizes = (self.num_large * RRC_MAX_ATTEMPTS, self.num_small * RRC_MAX_ATTEMPTS,
-                 self.num_small * self.max_tries)
+                 self.num_small * self.max_tries, num_pairs * 2 * RRC_MAX_ATTEMPTS)
         draw = np.random.random if rng is None else rng.random
         uniform = draw((sum(sizes), 4))
-        large_u, small_u, tries_u = np.split(uniform, np.cumsum(sizes)[:2])
+        large_u, small_u, tries_u, pairs_u = np.split(uniform, np.cumsum(sizes)[:3])
 
         large = self._random_boxes(
             large_u.reshape(self.num_large, RRC_MAX_ATTEMPTS, 4), height, width,
             self.large_scale)
+        num_fallbacks = 0
+        if self.max_iou is not None:
+            num_fallbacks += self._limit_iou(large, pairs_u, height, width)
         if self.num_small == 0:
-            return large, 0
+            return large, num_fallbacks
         small = self._random_boxes(
             small_u.reshape(self.num_small, RRC_MAX_ATTEMPTS, 4), height, width,
             self.small_scale)
-        num_fallbacks = 0
         if self.constrained:
             boxes, fits, target_area = self._candidates(
                 tries_u.reshape(self.num_small, self.max_tries, 4), height, width,
@@ -296,8 +385,28 @@ class ConstrainedMultiCrop(BaseTransform):
             first = np.argmax(ok, axis=1)
             # Crops with no passing candidate keep their unconstrained draw: the fallback.
             small[found] = boxes[np.arange(self.num_small), first][found]
-            num_fallbacks = int(self.num_small - found.sum())
+            num_fallbacks += int(self.num_small - found.sum())
         return np.concatenate([large, small]), num_fallbacks
+
+    def _limit_iou(self, large: np.ndarray, pairs_u: np.ndarray, height: int,
+                   width: int) -> int:
+        """Replace query and key (``large[:2]``, in place) by the first pair within max_iou.
+
+        The candidates are the drawn pair followed by ``max_tries - 1`` pairs from
+        ``pairs_u``; if none passes, the drawn pair stays.
+
+        Returns:
+            int: 1 if no pair passed (a fallback), else 0.
+        """
+        extra = self._random_boxes(
+            pairs_u.reshape(-1, RRC_MAX_ATTEMPTS, 4), height, width,
+            self.large_scale).reshape(-1, 2, 4)
+        pairs = np.concatenate([large[None, :2], extra])
+        ok = _box_iou(pairs[:, 0], pairs[:, 1]) <= self.max_iou
+        if not ok.any():
+            return 1
+        large[:2] = pairs[np.argmax(ok)]
+        return 0
 
     # ---------------------------------------------------------------- cropping
     def _crop_resize(self, img: np.ndarray, box: np.ndarray,
@@ -358,4 +467,5 @@ class ConstrainedMultiCrop(BaseTransform):
                 f'aspect_ratio_range={self.aspect_ratio_range}, '
                 f'constrained={self.constrained}, min_overlap={self.min_overlap}, '
                 f'overlap_area={self.overlap_area!r}, max_tries={self.max_tries}, '
+                f'overlap_preset={self.overlap_preset!r}, max_iou={self.max_iou}, '
                 f'interpolation={self.interpolation!r}, backend={self.backend!r})')

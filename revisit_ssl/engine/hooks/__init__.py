@@ -1,9 +1,10 @@
 from .knn_monitor_hook import KNNMonitorHook
+from .knn_warmup_hook import KNNWarmupHook
 from .skipped_image_report_hook import SkippedImageReportHook
 from .training_guard_hook import (EmptyEpochError, NonFiniteLossError,
                                   TrainingGuardError, TrainingGuardHook)
 
 __all__ = [
-    'KNNMonitorHook', 'SkippedImageReportHook', 'TrainingGuardHook', 'TrainingGuardError',
-    'EmptyEpochError', 'NonFiniteLossError'
+    'KNNMonitorHook', 'KNNWarmupHook', 'SkippedImageReportHook', 'TrainingGuardHook',
+    'TrainingGuardError', 'EmptyEpochError', 'NonFiniteLossError'
 ]

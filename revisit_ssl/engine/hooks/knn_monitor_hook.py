@@ -1,5 +1,4 @@
 """Online weighted-kNN accuracy of the backbone during self-supervised pretraining."""
-import copy
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -107,34 +106,20 @@ class KNNMonitorHook(Hook):
                     ' (N = the position of KNNMonitorHook in custom_hooks)')
 
     def _build_loaders(self, runner) -> None:
-        from mmengine.registry import DefaultScope
-        from mmengine.runner import Runner
-        # dataset and transform names resolve in mmpretrain's registries unless the config
-        # chose a scope (mmpretrain configs set default_scope='mmpretrain')
-        scope = None if DefaultScope.get_current_instance() else 'mmpretrain'
-        loaders = {}
+        # the tools' data path too (imported here: `import revisit_ssl` stays free of
+        # the evaluation package and scikit-learn)
+        from revisit_ssl.evaluation.data import build_labelled_loaders
         for name, cfg in self.dataloader_cfgs.items():
-            cfg = copy.deepcopy(cfg)
             dataset = cfg.get('dataset')
             if not isinstance(dataset, dict):
                 raise KeyError(f'KNNMonitorHook: {name} has no dataset config')
             self._check_paths(dataset, f'{name}.dataset')
-            cfg.setdefault('sampler', dict(type='DefaultSampler',
-                                           shuffle=False))
-            cfg.setdefault('batch_size', 64)
-            cfg.setdefault('num_workers', 0)
-            with DefaultScope.overwrite_default_scope(scope):
-                loaders[name] = Runner.build_dataloader(cfg, seed=runner.seed)
-        classes = [
-            tuple(loader.dataset.metainfo.get('classes') or ())
-            for loader in loaders.values()
-        ]
-        if classes[0] and classes[1] and classes[0] != classes[1]:
-            raise ValueError(
-                f'KNNMonitorHook: the train split has classes {classes[0]} '
-                f'but the val split {classes[1]}; labels would not agree')
-        self._num_classes = len(classes[0]) or None
-        self._loaders = loaders
+        train, val = build_labelled_loaders(
+            self.dataloader_cfgs['train_dataloader'],
+            self.dataloader_cfgs['val_dataloader'], seed=runner.seed)
+        self._num_classes = len(train.dataset.metainfo.get('classes')
+                                or ()) or None
+        self._loaders = dict(train_dataloader=train, val_dataloader=val)
 
     # -------------------------------------------------------------- evaluation
     @staticmethod

@@ -5,17 +5,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import get_world_size
-from mmengine.logging import MessageHub, print_log
+from mmengine.logging import print_log
 from mmengine.model import ExponentialMovingAverage
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...utils.checkpoint_layouts import (BARE_BACKBONE, KNN_MOCO,
+                                         PREFIXED_BACKBONE, detect_layout)
+
 __all__ = ['KNNMoCo', 'check_feature_dims']
 
-_ONLINE_PREFIX = 'backbone.'
-_MOMENTUM_PREFIX = 'momentum_encoder.module.0.'
+# the layout KNNMoCo's state dict has (revisit_ssl/utils/checkpoint_layouts.py)
+_ONLINE_PREFIX = KNN_MOCO.online_prefix
+_MOMENTUM_PREFIX = KNN_MOCO.momentum_prefix
 
 
 def _pooled(feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -81,18 +85,33 @@ def _backbone_keys(model: nn.Module) -> list:
 
 def _expand_backbone_only(model: nn.Module, state_dict: dict,
                           prefix: str) -> bool:
-    """Re-key a backbone-only state dict (``conv1.weight``, ...) into both backbones, in place.
+    """Re-key a backbone-only state dict into both backbones, in place.
+
+    Backbone-only means one encoder and nothing else: ``backbone.*`` alone (the converter's
+    default output) or bare keys (``conv1.weight``, ...: torchvision, ``--format
+    torchvision``).
 
     Returns:
         bool: Whether the state dict was backbone-only.
     """
+    relative = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
+    if not relative:
+        return False
+    layout = detect_layout(relative)
+    backbone = set(model.backbone.state_dict())
+    if layout is PREFIXED_BACKBONE:
+        if not all(r.startswith(_ONLINE_PREFIX) for r in relative):
+            return False  # a neck or head too (a classifier, ...): it loads as it is
+        for rel, key in relative.items():
+            if rel[len(_ONLINE_PREFIX):] in backbone:
+                state_dict[prefix + _MOMENTUM_PREFIX +
+                           rel[len(_ONLINE_PREFIX):]] = state_dict[key]
+        return True
     own_names = set(model._modules) | set(model._parameters) | set(
         model._buffers)
-    relative = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
-    if not relative or any(
+    if layout is not BARE_BACKBONE or any(
             r.split('.', 1)[0] in own_names for r in relative):
         return False
-    backbone = set(model.backbone.state_dict())
     if not backbone & set(relative):
         return False  # a foreign layout: the coverage check reports it
     for rel, key in relative.items():
@@ -121,8 +140,16 @@ class KNNMoCo(BaseSelfSupervisor):
        ``batch_shuffle_ddp``); a single process does not shuffle, because shuffling inside one
        batch does not change BN statistics.
     3. :class:`DualQueueHead` computes ``loss_inst`` (InfoNCE, every small crop's positive is the
-       key of its own image) and, after ``knn_warmup_epochs``, ``loss_knn = lambda * L_knn``
-       from the top-k backbone-queue neighbours; then both queues receive the gathered keys.
+       key of its own image) and, after the warm-up, ``loss_knn = lambda * L_knn`` from the
+       top-k backbone-queue neighbours; then both queues of its memory
+       (:class:`DualQueueMemory`) receive the gathered keys.
+
+    The warm-up is switched by :class:`~revisit_ssl.engine.hooks.KNNWarmupHook` (in
+    ``default_hooks`` of ``configs/_base_/default_runtime.py``), as mmpretrain's
+    ``DenseCLHook`` switches DenseCL's loss weight: it calls :meth:`set_knn_active` before every
+    iteration from the runner's epoch (or iteration). A step with a warm-up configured and no
+    hook having set the state is an error that names the hook, never a silent run with (or
+    without) the NN loss.
 
     Args:
         backbone (dict): Config of the backbone (ResNet-50 in the paper).
@@ -133,16 +160,19 @@ class KNNMoCo(BaseSelfSupervisor):
             m = 0.999 is ``momentum=0.001``; with multi-crop it uses m = 0.995,
             ``momentum=0.005``. Defaults to 0.001.
         knn_warmup_epochs (int): Epochs before the NN loss enters the total (5 for 200 epochs,
-            20 for 800). The backbone queue fills during warm-up. Counted with mmengine's
-            ``epoch`` runtime info, so it needs an epoch-based train loop. Defaults to 5.
+            20 for 800; 0 for the release's no-warm-up variant). The backbone queue fills
+            during warm-up. Needs an epoch-based train loop. Defaults to 5.
+        knn_warmup_iters (int, optional): The warm-up in iterations instead; when set it
+            replaces ``knn_warmup_epochs`` (needed with ``IterBasedTrainLoop``, which has no
+            epochs). Defaults to None.
         num_small_crops (int, optional): Number of small crops the pipeline must deliver; a step
             with another number of views is an error. None accepts any. Defaults to None.
         allow_partial_load (bool): Loading a checkpoint (``load_from`` or a resume) that leaves
             any tensor of the online or momentum backbone unfilled is an error that says how
             many matched; True only logs it, and the unfilled tensors keep their
             initialisation. A backbone-only checkpoint (``tools/model_converters/
-            extract_backbone.py``, keys ``conv1.weight``, ``layer1.0...``) is loaded into both
-            backbones either way. Defaults to False.
+            extract_backbone.py``: ``backbone.conv1.weight``, ... alone, or bare keys
+            ``conv1.weight``, ...) is loaded into both backbones either way. Defaults to False.
         pretrained (str, optional): Checkpoint to initialise from. Defaults to None.
         data_preprocessor (dict, optional): Defaults to ``SelfSupDataPreprocessor``.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
@@ -154,6 +184,7 @@ class KNNMoCo(BaseSelfSupervisor):
                  head: dict,
                  momentum: float = 0.001,
                  knn_warmup_epochs: int = 5,
+                 knn_warmup_iters: Optional[int] = None,
                  num_small_crops: Optional[int] = None,
                  allow_partial_load: bool = False,
                  pretrained: Optional[str] = None,
@@ -173,7 +204,13 @@ class KNNMoCo(BaseSelfSupervisor):
         if knn_warmup_epochs < 0:
             raise ValueError(
                 f'knn_warmup_epochs must be >= 0, got {knn_warmup_epochs}')
+        if knn_warmup_iters is not None and knn_warmup_iters < 0:
+            raise ValueError(
+                f'knn_warmup_iters must be >= 0 or None, got {knn_warmup_iters}')
         self.knn_warmup_epochs = knn_warmup_epochs
+        self.knn_warmup_iters = knn_warmup_iters
+        # set by KNNWarmupHook (or set_knn_active); None: nobody has said
+        self._knn_active: Optional[bool] = None
         self.num_small_crops = num_small_crops
         self.allow_partial_load = allow_partial_load
         #: Where the next checkpoint comes from ('load_from=...', '--resume ...'), for load
@@ -254,7 +291,8 @@ class KNNMoCo(BaseSelfSupervisor):
             f'{summary}{detail}. The checkpoint\'s keys begin {examples}; a '
             f'KNNMoCo checkpoint has {_ONLINE_PREFIX}* and {_MOMENTUM_PREFIX}*, '
             f'a backbone-only one (tools/model_converters/extract_backbone.py) '
-            f'has conv1.weight, layer1.0.conv1.weight, .... Convert the '
+            f'has {_ONLINE_PREFIX}conv1.weight, ... alone (or bare conv1.weight, '
+            f'layer1.0.conv1.weight, ...). Convert the '
             f'checkpoint, make model.backbone match it, or set '
             f'model.allow_partial_load=True to train with the unfilled tensors '
             f'at their initialisation.')
@@ -262,12 +300,41 @@ class KNNMoCo(BaseSelfSupervisor):
             raise ValueError(message)
         print_log(message, logger='current', level=30)
 
+    @property
+    def has_knn_warmup(self) -> bool:
+        """Whether the NN loss waits for a warm-up (then something must switch it on)."""
+        warmup = (self.knn_warmup_iters if self.knn_warmup_iters is not None
+                  else self.knn_warmup_epochs)
+        return self.head.use_knn and warmup > 0
+
+    def set_knn_active(self, active: bool) -> None:
+        """Put the NN loss in the total (True) or keep it out (False, warm-up).
+
+        Called by :class:`~revisit_ssl.engine.hooks.KNNWarmupHook` before every iteration;
+        call it yourself when stepping the model outside a runner.
+        """
+        self._knn_active = bool(active)
+
     def knn_active(self) -> bool:
-        """Whether the NN loss enters the total in the current epoch."""
+        """Whether the NN loss enters the total in this step."""
         if not self.head.use_knn:
             return False
-        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
-        return epoch >= self.knn_warmup_epochs
+        if self._knn_active is not None:
+            return self._knn_active
+        if not self.has_knn_warmup:
+            return True  # no warm-up: on from the first step, nothing to switch
+        warmup = (f'knn_warmup_iters={self.knn_warmup_iters}'
+                  if self.knn_warmup_iters is not None else
+                  f'knn_warmup_epochs={self.knn_warmup_epochs}')
+        raise RuntimeError(
+            f'KNNMoCo has {warmup} but nothing switches the NN loss on after '
+            f'it: KNNWarmupHook is not among the runner\'s hooks. Keep '
+            f"default_hooks.knn_warmup=dict(type='KNNWarmupHook') (configs/"
+            f'_base_/default_runtime.py has it; a config that replaces '
+            f'default_hooks with _delete_=True must list it again), or set '
+            f'model.knn_warmup_epochs=0 to use the NN loss from the first '
+            f'step. Stepping the model outside a runner: call '
+            f'model.set_knn_active(True|False).')
 
     def _check_views(self, inputs: List[torch.Tensor]) -> None:
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
@@ -330,10 +397,14 @@ class KNNMoCo(BaseSelfSupervisor):
             ``knn_raw`` (unweighted, logged only); see :meth:`DualQueueHead.loss`.
         """
         self._check_views(inputs)
-        self.head.check_global_batch(inputs[1].shape[0], get_world_size())
+        self.head.memory.check_global_batch(inputs[1].shape[0], get_world_size())
         query, query_backbone = self._encode_queries(inputs)
         key, key_backbone = self._encode_keys(inputs[1])
         losses = self.head.loss(
-            query, key, query_backbone, knn_active=self.knn_active())
-        self.head.enqueue(key, key_backbone)
+            query,
+            key,
+            query_backbone,
+            knn_active=self.knn_active(),
+            key_backbone=key_backbone)
+        self.head.memory.enqueue(key, key_backbone)
         return losses

@@ -1,22 +1,39 @@
-"""Contrastive head with two aligned memory queues, for kNN-MoCo."""
+"""Contrastive head of kNN-MoCo: the instance loss and the NN loss over a dual-queue memory."""
 from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_gather
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..losses import find_neighbours, knn_contrastive_loss
+from ..memories import DualQueueMemory
 
 __all__ = ['DualQueueHead']
 
-_QUEUE_DTYPES = {
-    'float32': torch.float32,
-    'float16': torch.float16,
-    'bfloat16': torch.bfloat16,
-}
+#: The memory's buffers; checkpoints store them as ``head.<name>`` (the layout from before the
+#: memory was a module of its own), so old and new checkpoints share one set of keys.
+_MEMORY = 'memory.'
+_MEMORY_BUFFERS = ('key_queue', 'backbone_queue', 'queue_ptr')
+
+
+def _save_memory_under_head_names(module, state_dict, prefix, local_metadata):
+    """State-dict post hook: ``head.memory.key_queue`` -> ``head.key_queue`` (and the others)."""
+    for name in _MEMORY_BUFFERS:
+        key = prefix + _MEMORY + name
+        if key in state_dict:
+            state_dict[prefix + name] = state_dict.pop(key)
+
+
+def _report_memory_under_head_names(module, incompatible_keys):
+    """Load-state-dict post hook: missing ``head.memory.key_queue`` is reported as the
+    checkpoint names it, ``head.key_queue``."""
+    missing = incompatible_keys.missing_keys
+    for i, key in enumerate(missing):
+        for name in _MEMORY_BUFFERS:
+            if key.endswith(_MEMORY + name):
+                missing[i] = key[:-len(_MEMORY + name)] + name
 
 
 @MODELS.register_module()
@@ -24,17 +41,16 @@ class DualQueueHead(BaseModule):
     """InfoNCE over a key queue plus the NN loss over an aligned backbone queue.
 
     Implements the losses of `Revisiting Contrastive Methods for Unsupervised Learning of Visual
-    Representations <https://arxiv.org/abs/2106.05967>`_ (kNN-MoCo). The head owns
+    Representations <https://arxiv.org/abs/2106.05967>`_ (kNN-MoCo) over a
+    :class:`~revisit_ssl.models.memories.DualQueueMemory` (``self.memory``: ``key_queue``,
+    ``backbone_queue`` and their shared ``queue_ptr``; :class:`KNNMoCo` enqueues into it after
+    the losses). Checkpoints keep the buffers as ``head.key_queue``, ``head.backbone_queue``
+    and ``head.queue_ptr``.
 
-    - ``key_queue`` (``feat_dim x queue_len``): projected, L2-normalised keys of the momentum
-      encoder, the negatives of MoCo's instance loss;
-    - ``backbone_queue`` (``backbone_dim x queue_len``): the momentum encoder's L2-normalised
-      *backbone* features (before the projection neck) of the same keys, column-aligned with
-      ``key_queue``, searched for each query's nearest neighbours;
-    - ``queue_ptr``: the one write pointer both queues share.
-
-    All three are persistent buffers (saved in checkpoints). Both queues start as random unit
-    columns, as in MoCo.
+    - ``loss_inst``: InfoNCE, logits ``[q . k_own, q . key_queue] / T``.
+    - ``loss_knn``: for each query, the ``knn_k`` backbone-queue columns nearest to its backbone
+      feature index its positives in the softmax over ``q . key_queue / T``
+      (:func:`~revisit_ssl.models.losses.knn_contrastive_loss`).
 
     Args:
         queue_len (int): Number of keys ``K`` in each queue. Must be a multiple of the global
@@ -51,6 +67,13 @@ class DualQueueHead(BaseModule):
             or 'bfloat16'. At K = 65536 x 2048 the float32 queue takes 512 MiB on every GPU;
             half precision halves that; neighbours are still searched in float32 (see
             docs/benchmarks.md for memory, speed and neighbour agreement). Defaults to 'float32'.
+        search_after_enqueue (bool): False (default): neighbours and logits both come from the
+            queues as they were before this step's enqueue. True: the release's no-warm-up
+            variant (its ``main_ours.py``; the paper's appendix B, "update the memory bank
+            before computing the loss"): neighbours are searched in the backbone queue *after*
+            this step's keys are written, while the logits stay those of the key queue
+            *before* it, so for the newest columns a neighbour's logit belongs to the key that
+            the enqueue evicts. Used with ``knn_warmup_epochs=0``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -63,6 +86,7 @@ class DualQueueHead(BaseModule):
                  knn_k: int = 20,
                  knn_weight: float = 0.4,
                  backbone_queue_dtype: str = 'float32',
+                 search_after_enqueue: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if queue_len <= 0:
@@ -74,52 +98,52 @@ class DualQueueHead(BaseModule):
                 f'knn_k={knn_k} must be in [1, queue_len={queue_len}]')
         if knn_weight < 0:
             raise ValueError(f'knn_weight must be >= 0, got {knn_weight}')
-        if backbone_queue_dtype not in _QUEUE_DTYPES:
-            raise ValueError(
-                f'backbone_queue_dtype={backbone_queue_dtype!r}; choose one of '
-                f'{sorted(_QUEUE_DTYPES)}')
-        self.queue_len = queue_len
+        if search_after_enqueue and not use_knn:
+            raise ValueError('search_after_enqueue=True is a variant of the NN '
+                             'loss: it needs use_knn=True')
         self.temperature = temperature
         self.use_knn = use_knn
         self.knn_k = knn_k
         self.knn_weight = knn_weight
+        self.search_after_enqueue = search_after_enqueue
         #: Where a loaded state dict comes from, for the queue-shape error ('load_from=...',
         #: '--resume ...'); KNNMoCo forwards what TrainingGuardHook tells it.
         self.checkpoint_origin = 'the checkpoint'
+        self.memory = DualQueueMemory(
+            queue_len,
+            feat_dim,
+            backbone_dim=backbone_dim if use_knn else None,
+            backbone_dtype=backbone_queue_dtype)
+        self.register_state_dict_post_hook(_save_memory_under_head_names)
+        self.register_load_state_dict_post_hook(_report_memory_under_head_names)
 
-        self.register_buffer(
-            'key_queue', F.normalize(torch.randn(feat_dim, queue_len), dim=0))
-        if use_knn:
-            self.register_buffer(
-                'backbone_queue',
-                F.normalize(torch.randn(backbone_dim, queue_len),
-                            dim=0).to(_QUEUE_DTYPES[backbone_queue_dtype]))
-        self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
+    # the memory's buffers, read-only, under the names checkpoints use
+    @property
+    def queue_len(self) -> int:
+        return self.memory.queue_len
 
-    def check_global_batch(self, batch_size: int, world_size: int) -> None:
-        """Raise if the queues cannot hold a whole number of global batches.
+    @property
+    def key_queue(self) -> torch.Tensor:
+        return self.memory.key_queue
 
-        Args:
-            batch_size (int): Samples per process in one step.
-            world_size (int): Number of processes.
-        """
-        global_batch = batch_size * world_size
-        if self.queue_len % global_batch != 0:
-            suggestion = max(global_batch,
-                             self.queue_len // global_batch * global_batch)
-            raise ValueError(
-                f'queue_len K={self.queue_len} is not a multiple of the global '
-                f'batch size {global_batch} (= {batch_size} per process x '
-                f'{world_size} processes), so the enqueue would overrun the '
-                f'queue. Set model.head.queue_len to a multiple of '
-                f'{global_batch} (e.g. {suggestion}) or change the batch size.')
+    @property
+    def backbone_queue(self) -> torch.Tensor:
+        if not self.memory.has_backbone_queue:
+            raise AttributeError('use_knn=False: the head has no backbone_queue')
+        return self.memory.backbone_queue
+
+    @property
+    def queue_ptr(self) -> torch.Tensor:
+        return self.memory.queue_ptr
 
     def loss(self,
              query: torch.Tensor,
              key: torch.Tensor,
              query_backbone: Optional[torch.Tensor] = None,
-             knn_active: bool = False) -> Dict[str, torch.Tensor]:
-        """Instance loss and NN loss of one step, from the queues before this step's enqueue.
+             knn_active: bool = False,
+             key_backbone: Optional[torch.Tensor] = None
+             ) -> Dict[str, torch.Tensor]:
+        """Instance loss and NN loss of one step; the memory is not written.
 
         Args:
             query (torch.Tensor): ``((1+n)B, feat_dim)`` L2-normalised projections of the
@@ -129,6 +153,9 @@ class DualQueueHead(BaseModule):
             query_backbone (torch.Tensor, optional): ``((1+n)B, backbone_dim)`` L2-normalised
                 backbone features of the query rows; required when ``use_knn``.
             knn_active (bool): Whether the NN term enters the total (False during warm-up).
+            key_backbone (torch.Tensor, optional): ``(B, backbone_dim)`` L2-normalised backbone
+                features of the keys, this step's enqueue; required with
+                ``search_after_enqueue``.
 
         Returns:
             dict[str, Tensor]: ``loss_inst``; with ``use_knn`` also ``loss_knn`` (the weighted
@@ -143,7 +170,7 @@ class DualQueueHead(BaseModule):
         pos_logits = (query * positive).sum(dim=1, keepdim=True)
         # clone: the enqueue after this step writes the queue in place, while autograd still
         # needs the values of this forward for the backward pass.
-        queue_logits = query @ self.key_queue.clone().detach()
+        queue_logits = query @ self.memory.key_queue.clone().detach()
         logits = torch.cat([pos_logits, queue_logits], dim=1) / self.temperature
         labels = torch.zeros(num_rows, dtype=torch.long, device=query.device)
         losses = dict(loss_inst=F.cross_entropy(logits, labels))
@@ -151,7 +178,8 @@ class DualQueueHead(BaseModule):
         if self.use_knn:
             if query_backbone is None:
                 raise ValueError('use_knn=True needs query_backbone')
-            neighbours = find_neighbours(query_backbone, self.backbone_queue,
+            neighbours = find_neighbours(query_backbone,
+                                         self._searched_bank(key_backbone),
                                          self.knn_k)
             if knn_active:
                 knn = knn_contrastive_loss(logits[:, 1:], neighbours)
@@ -164,29 +192,18 @@ class DualQueueHead(BaseModule):
             losses['knn_raw'] = knn.detach()
         return losses
 
-    @torch.no_grad()
-    def enqueue(self,
-                key: torch.Tensor,
-                key_backbone: Optional[torch.Tensor] = None) -> None:
-        """Gather this step's keys from all processes and write them at the shared pointer.
+    def _searched_bank(self,
+                       key_backbone: Optional[torch.Tensor]) -> torch.Tensor:
+        """The backbone queue the neighbours come from: as stored, or as this step's enqueue
+        will leave it (``search_after_enqueue``)."""
+        if not self.search_after_enqueue:
+            return self.memory.backbone_queue
+        if key_backbone is None:
+            raise ValueError('search_after_enqueue=True needs key_backbone (the '
+                             'backbone features this step enqueues)')
+        return self.memory.backbone_queue_after(key_backbone)
 
-        Args:
-            key (torch.Tensor): ``(B, feat_dim)`` normalised keys of this process.
-            key_backbone (torch.Tensor, optional): ``(B, backbone_dim)`` normalised backbone
-                features of the same keys; required when ``use_knn``.
-        """
-        keys = torch.cat(all_gather(key), dim=0)
-        global_batch = keys.shape[0]
-        self.check_global_batch(key.shape[0], global_batch // key.shape[0])
-        ptr = int(self.queue_ptr)
-        self.key_queue[:, ptr:ptr + global_batch] = keys.T
-        if self.use_knn:
-            if key_backbone is None:
-                raise ValueError('use_knn=True needs key_backbone')
-            backbone_keys = torch.cat(all_gather(key_backbone), dim=0)
-            self.backbone_queue[:, ptr:ptr + global_batch] = backbone_keys.T.to(
-                self.backbone_queue.dtype)
-        self.queue_ptr[0] = (ptr + global_batch) % self.queue_len
+    # ------------------------------------------------------------------ checkpoints
 
     def _queue_shape_message(self, name: str, saved: tuple, own: tuple) -> str:
         origin = self.checkpoint_origin
@@ -209,18 +226,23 @@ class DualQueueHead(BaseModule):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
-        # mmengine's loader only *warns* about shape mismatches when strict=False (as in
-        # --resume), which would silently restart from random queues. Stop instead.
+        # Runs before the memory loads (torch and mmengine alike): move head.<buffer> to
+        # head.memory.<buffer> in place. mmengine's loader only *warns* about shape mismatches
+        # when strict=False (as in --resume), which would silently restart from random queues:
+        # stop instead.
+        for name in _MEMORY_BUFFERS:
+            if prefix + name in state_dict:
+                state_dict[prefix + _MEMORY + name] = state_dict.pop(prefix + name)
         for name in ('key_queue', 'backbone_queue'):
-            saved = state_dict.get(prefix + name)
-            if saved is None or not hasattr(self, name):
+            saved = state_dict.get(prefix + _MEMORY + name)
+            own = self.memory._buffers.get(name)
+            if saved is None or own is None:
                 continue
-            if saved.shape != getattr(self, name).shape:
+            if saved.shape != own.shape:
                 raise ValueError(self._queue_shape_message(
-                    prefix + name, tuple(saved.shape),
-                    tuple(getattr(self, name).shape)))
-        if (self.use_knn and prefix + 'key_queue' in state_dict
-                and prefix + 'backbone_queue' not in state_dict):
+                    prefix + name, tuple(saved.shape), tuple(own.shape)))
+        if (self.use_knn and prefix + _MEMORY + 'key_queue' in state_dict
+                and prefix + _MEMORY + 'backbone_queue' not in state_dict):
             print_log(
                 'The checkpoint has a key queue but no backbone queue (it was '
                 'trained with use_knn=False): the backbone queue starts from '

@@ -3,7 +3,8 @@
 # pretraining (configs/knn_moco_demo.py), for a CPU smoke run of the whole chain
 # (docs/transfer.md, "Demo data and a CPU smoke run"). Only what differs from the recipe is set:
 #   - the demo backbone: ResNet-18 at half width (32 stem / base channels), so the dilated C5
-#     has 256 channels (RPN and RoI head inputs), and its converted checkpoint;
+#     has 256 channels (RPN and RoI head inputs), read from the demo pretraining's checkpoint
+#     (no conversion step);
 #   - data: the demo tree's VOC2012 stands in for VOC07 + VOC12 (one training part, Main/
 #     train.txt; Main/test.txt, the val images, for val / test);
 #   - image scales for ~100-160 px demo images (the recipe: shorter side 480-800 px);
@@ -13,12 +14,10 @@
 # The C4 recipe has no demo config: mmdet's ResLayer (its res5 RoI head) has no
 # base_channels, so it cannot take the half-width demo backbone (docs/transfer.md).
 #
-#   python tools/model_converters/extract_backbone.py work_dirs/knn_moco_demo/epoch_40.pth \
-#       checkpoints/knn-moco_r18_demo_backbone.pth
 #   python tools/train.py configs/downstream/mmdet/demo/<this file>
 _base_ = ['../faster-rcnn_r50-dc5_knn-moco-pre_8xb2-24k_voc0712.py']
 
-pretrained_backbone = 'checkpoints/knn-moco_r18_demo_backbone.pth'
+pretrained_backbone = 'work_dirs/knn_moco_demo/epoch_40.pth'
 data_root = 'data/demo/VOCdevkit/'
 data_layout = """\
 data/demo/VOCdevkit/VOC2012/   (python tools/make_demo_data.py --out data/demo --formats voc)
@@ -78,16 +77,10 @@ test_dataloader = val_dataloader
 
 max_iters = 100
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=10),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_iters,
-        by_epoch=False,
-        milestones=[75, 90],
-        gamma=0.1)
-]
+# the recipe's warm-up and steps, scaled to 100 iterations
+_base_.param_scheduler[0].end = 10
+_base_.param_scheduler[1].end = max_iters
+_base_.param_scheduler[1].milestones = [75, 90]
 optim_wrapper = dict(optimizer=dict(lr=0.005))
 auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(

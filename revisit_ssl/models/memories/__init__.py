@@ -1,0 +1,3 @@
+from .dual_queue_memory import DualQueueMemory
+
+__all__ = ['DualQueueMemory']
