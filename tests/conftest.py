@@ -71,31 +71,6 @@ def demo_dist_run(demo_root, fake_bin, tmp_path_factory):
     return demo_runs.dist_run(demo_root, fake_bin, str(tmp_path_factory.mktemp('one_node')))
 
 
-SHARED_RUNS = ('demo_straight_run', 'demo_stopped_run', 'demo_resumed_run', 'demo_dist_run')
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist ``--dist loadgroup``: one worker per file, one for the shared runs.
-
-    A file's tests stay on one worker (its module fixtures are made once), and every file
-    that reads a shared demo run is on the same worker (each run is trained once). Without
-    pytest-xdist this does nothing.
-    """
-    if not config.pluginmanager.hasplugin('xdist'):
-        return
-    files = {}
-    for item in items:
-        files.setdefault(str(item.fspath), []).append(item)
-    for path, file_items in files.items():
-        shared = any(set(SHARED_RUNS) & set(getattr(item, 'fixturenames', ()))
-                     for item in file_items)
-        group = 'shared_demo_runs' if shared else osp.relpath(path, ROOT)
-        for item in file_items:
-            if item.get_closest_marker('xdist_group') is None:
-                item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_sessionfinish(session, exitstatus):
     import warm_python
     warm_python.close()

@@ -142,7 +142,10 @@ def test_backbone_only_checkpoint_fills_both_backbones(pretrained, tmp_path):
     from mmengine.runner import load_checkpoint
     converted = tmp_path / 'backbone.pth'
     convert_backbone(pretrained / 'epoch_2.pth', converted)
-    backbone = load(converted)['state_dict']
+    # the converter writes backbone.<key> (what Pretrained(prefix='backbone.') reads)
+    written = load(converted)['state_dict']
+    assert written and all(k.startswith('backbone.') for k in written)
+    backbone = {k[len('backbone.'):]: v for k, v in written.items()}
 
     model = build_model()
     before_neck = {k: v.clone() for k, v in model.neck.state_dict().items()}
