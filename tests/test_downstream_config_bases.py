@@ -1,7 +1,7 @@
 """The downstream configs over shared bases (issue 16, items 2 and 4) resolve to the recipes
 they were before the refactor.
 
-``tests/data/downstream_configs_before_bases.json`` holds ``Config.fromfile(leaf).to_dict()``
+``tests/fixtures/downstream_configs_before_bases.json`` holds ``Config.fromfile(leaf).to_dict()``
 of every leaf under configs/downstream/{mmseg,mmdet}, captured from the self-contained configs
 before they inherited configs/downstream/{_base_,mmseg/_base_,mmdet/_base_}. Each leaf must
 resolve to exactly that dict, up to the differences listed in ``intended`` (item 2: the
@@ -21,7 +21,7 @@ from mmengine.config import Config
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOWNSTREAM = osp.join(ROOT, 'configs', 'downstream')
 BEFORE = json.load(
-    open(osp.join(ROOT, 'tests', 'data', 'downstream_configs_before_bases.json')))
+    open(osp.join(ROOT, 'tests', 'fixtures', 'downstream_configs_before_bases.json')))
 
 R50_CHECKPOINT = 'work_dirs/knn_moco_coco/epoch_200.pth'  # configs/knn_moco_coco.py's last
 DEMO_CHECKPOINT = 'work_dirs/knn_moco_demo/epoch_40.pth'  # configs/knn_moco_demo.py's last
