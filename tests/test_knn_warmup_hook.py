@@ -10,7 +10,8 @@ from mmengine.runner import IterBasedTrainLoop, Runner
 from mmpretrain.structures import DataSample
 from test_knn_moco import build, runner_at, tiny_cfg, total_loss, views
 
-from revisit_ssl.engine.hooks import KNNWarmupHook
+from revisit_ssl.engine.hooks import KNNWarmupHook, TrainingGuardError
+from revisit_ssl.models.algorithms import UnswitchedWarmupError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -152,13 +153,15 @@ class _Record(Hook):
 
 
 def _runner(work_dir, train_cfg, resume=False, knn_warmup=True, checkpoint=None,
-            **model_kwargs):
+            guard=False, **model_kwargs):
     record = _Record()
     default_hooks = dict(
         checkpoint=checkpoint or dict(type='CheckpointHook', interval=1),
         logger=dict(type='LoggerHook', interval=1))
     if knn_warmup:
         default_hooks['knn_warmup'] = dict(type='KNNWarmupHook')
+    if guard:
+        default_hooks['guard'] = dict(type='TrainingGuardHook')
     runner = Runner(
         model=tiny_cfg(queue_len=16, **model_kwargs),
         work_dir=str(work_dir),
@@ -215,6 +218,25 @@ def test_iteration_loop_resumes_inside_the_warmup(tmp_path):
 def test_a_runner_without_the_hook_stops_at_the_first_step(tmp_path):
     runner, rows = _runner(tmp_path, dict(by_epoch=True, max_epochs=1),
                            knn_warmup=False, warmup=1)
-    with pytest.raises(RuntimeError, match='KNNWarmupHook is not among'):
+    with pytest.raises(UnswitchedWarmupError, match='KNNWarmupHook is not among'):
         runner.train()
     assert rows == []
+
+
+def test_the_guard_stops_a_run_without_the_hook_before_any_data(tmp_path):
+    runner, rows = _runner(tmp_path, dict(by_epoch=True, max_epochs=1),
+                           knn_warmup=False, guard=True, warmup=1)
+    with pytest.raises(TrainingGuardError, match='KNNWarmupHook is not among') as err:
+        runner.train()
+    # the same fix as the model's own error, raised in before_run: nothing stepped
+    assert str(err.value) == runner.model.unswitched_warmup_message()
+    assert rows == [] and runner.iter == 0
+    assert err.traceback[-1].name == '_check_warmup_is_switched'
+
+
+def test_the_guard_lets_a_run_without_warmup_through_without_the_hook(tmp_path):
+    runner, rows = _runner(tmp_path, dict(by_epoch=True, max_epochs=1),
+                           knn_warmup=False, guard=True, warmup=0)
+    runner.train()
+    assert len(rows) == 2
+    _assert_on(rows, lambda e, i: True)

@@ -24,6 +24,7 @@ import revisit_ssl  # noqa: F401  before any config is parsed: registers compone
 # checkpoint types and the `revisit_ssl::` config prefix (revisit_ssl/__init__.py)
 from revisit_ssl.engine import setup_cpu_distributed
 from revisit_ssl.engine.hooks import TrainingGuardError
+from revisit_ssl.models.algorithms import UnswitchedWarmupError
 from revisit_ssl.registry import drop_function_scopes
 from revisit_ssl.utils.data_check import (DatasetNotFoundError,
                                           check_data_roots)
@@ -135,8 +136,8 @@ def main():
         runner = RUNNERS.build(cfg)
     try:
         runner.train()
-    except TrainingGuardError as e:
-        # the guard's message names the fix; a traceback would only bury it
+    except (TrainingGuardError, UnswitchedWarmupError) as e:
+        # the message names the fix; a traceback would only bury it
         sys.exit(f'ERROR: {e}')
     last = osp.join(runner.work_dir, 'last_checkpoint')
     if runner.rank == 0 and osp.exists(last):

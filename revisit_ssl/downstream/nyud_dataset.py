@@ -8,7 +8,9 @@ from typing import List, Tuple
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-__all__ = ['NYUD40_CLASSES', 'NYUDv2Dataset', 'colour_map']
+from revisit_ssl.utils.palette import voc_colour_map
+
+__all__ = ['NYUD40_CLASSES', 'NYUDv2Dataset']
 
 #: The 40 classes of Gupta et al., "Perceptual Organization and Recognition of Indoor Scenes
 #: from RGB-D Images" (CVPR 2013), in label order 1..40 (0 is "unlabelled").
@@ -20,21 +22,6 @@ NYUD40_CLASSES: Tuple[str, ...] = (
     'shower curtain', 'box', 'whiteboard', 'person', 'night stand', 'toilet',
     'sink', 'lamp', 'bathtub', 'bag', 'otherstructure', 'otherfurniture',
     'otherprop')
-
-
-def colour_map(num: int) -> List[List[int]]:
-    """PASCAL VOC's bit-interleaved colour map: distinct, fixed RGB colours for ``num`` ids."""
-    colours = []
-    for i in range(num):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours.append([r, g, b])
-    return colours
 
 
 @DATASETS.register_module()
@@ -63,7 +50,7 @@ class NYUDv2Dataset(BaseSegDataset):
             Defaults to True.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
-    METAINFO = dict(classes=NYUD40_CLASSES, palette=colour_map(41)[1:])
+    METAINFO = dict(classes=NYUD40_CLASSES, palette=voc_colour_map(41)[1:])
 
     def __init__(self,
                  ann_file: str,

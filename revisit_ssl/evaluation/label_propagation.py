@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from revisit_ssl.utils.palette import voc_palette
+
 __all__ = [
     'CRW_TOPK', 'CRW_CONTEXT', 'CRW_RADIUS', 'CRW_TEMPERATURE',
     'DAVISSequence', 'context_frames', 'radius_mask', 'labels_to_onehot',
@@ -340,17 +342,7 @@ def read_annotation(path: str) -> np.ndarray:
 
 def default_palette() -> List[int]:
     """The DAVIS / PASCAL colour map (id 1 red, 2 green, 3 yellow, ...), 256 x RGB."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
+    return voc_palette()
 
 
 def read_palette(path: str) -> List[int]:

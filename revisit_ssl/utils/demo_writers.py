@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .demo_scenes import DEMO_CLASSES, Scene, semantic_map
+from .palette import voc_palette
 
 __all__ = [
     'DemoWriter', 'ClassificationFolderWriter', 'VOCWriter', 'CityscapesWriter',
@@ -78,21 +79,6 @@ VOC_DET_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
 #: Visible area (pixels) below which a demo object is marked ``difficult`` in VOC XMLs, the
 #: way VOC flags objects too small or occluded to recognise; mmdet ignores them.
 VOC_DIFFICULT_AREA = 25
-
-
-def voc_palette() -> List[int]:
-    """The 256-entry PASCAL VOC colour palette, flattened ``[r0, g0, b0, r1, ...]``."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def _write_lines(path: str, lines: List[str]) -> None:

@@ -14,6 +14,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ..atomic_local_backend import TMP_SUFFIX, atomic_write
+from .knn_warmup_hook import KNNWarmupHook
 
 __all__ = [
     'TrainingGuardHook', 'TrainingGuardError', 'EmptyEpochError',
@@ -75,6 +76,9 @@ class TrainingGuardHook(Hook):
       epochs of zero iterations (every kNN-MoCo loader drops the last partial batch, because
       the queues take whole global batches); mmengine would "train" and save random weights.
       Stops with the image count, batch per process, world size and the fix.
+    * **Unswitched NN warm-up** (``before_run``): a model with a kNN warm-up and no
+      :class:`~revisit_ssl.engine.hooks.KNNWarmupHook` (a config that replaced
+      ``default_hooks``) stops before any data is loaded, with the fix.
     * **Checkpoint origin** (``before_run``): tells the model whether its weights will come from
       ``load_from`` or from a resume, so that a load error names what the user used.
     * **Crash recovery** (``before_run``, on resume): removes temporary files a crash left
@@ -104,6 +108,7 @@ class TrainingGuardHook(Hook):
 
     def before_run(self, runner) -> None:
         self._check_epoch_has_iterations(runner)
+        self._check_warmup_is_switched(runner)
         self._log_learning_rate(runner)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
@@ -113,6 +118,20 @@ class TrainingGuardHook(Hook):
         if runner.cfg.get('resume', False) and runner.cfg.get(
                 'load_from') is None:
             self._repair_last_checkpoint(runner)
+
+    @staticmethod
+    def _check_warmup_is_switched(runner) -> None:
+        """Stop before the first step when a warm-up is set and no hook will end it.
+
+        Without :class:`KNNWarmupHook` the model would refuse its first step anyway; here the
+        run stops before any data is loaded, with the same fix, as one ``ERROR:`` line.
+        """
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not getattr(model, 'has_knn_warmup', False):
+            return
+        if not any(isinstance(hook, KNNWarmupHook) for hook in runner.hooks):
+            raise TrainingGuardError(model.unswitched_warmup_message())
 
     @staticmethod
     def _checkpoint_origin(runner) -> Optional[str]:

@@ -1,3 +1,3 @@
-from .knn_moco import KNNMoCo
+from .knn_moco import KNNMoCo, UnswitchedWarmupError
 
-__all__ = ['KNNMoCo']
+__all__ = ['KNNMoCo', 'UnswitchedWarmupError']

@@ -15,7 +15,11 @@ from mmpretrain.structures import DataSample
 from ...utils.checkpoint_layouts import (BARE_BACKBONE, KNN_MOCO,
                                          PREFIXED_BACKBONE, detect_layout)
 
-__all__ = ['KNNMoCo', 'check_feature_dims']
+__all__ = ['KNNMoCo', 'UnswitchedWarmupError', 'check_feature_dims']
+
+
+class UnswitchedWarmupError(RuntimeError):
+    """A kNN warm-up is configured but nothing (no KNNWarmupHook) switches the NN loss on."""
 
 # the layout KNNMoCo's state dict has (revisit_ssl/utils/checkpoint_layouts.py)
 _ONLINE_PREFIX = KNN_MOCO.online_prefix
@@ -323,10 +327,14 @@ class KNNMoCo(BaseSelfSupervisor):
             return self._knn_active
         if not self.has_knn_warmup:
             return True  # no warm-up: on from the first step, nothing to switch
+        raise UnswitchedWarmupError(self.unswitched_warmup_message())
+
+    def unswitched_warmup_message(self) -> str:
+        """What to do when a warm-up is configured and no hook switches the NN loss on."""
         warmup = (f'knn_warmup_iters={self.knn_warmup_iters}'
                   if self.knn_warmup_iters is not None else
                   f'knn_warmup_epochs={self.knn_warmup_epochs}')
-        raise RuntimeError(
+        return (
             f'KNNMoCo has {warmup} but nothing switches the NN loss on after '
             f'it: KNNWarmupHook is not among the runner\'s hooks. Keep '
             f"default_hooks.knn_warmup=dict(type='KNNWarmupHook') (configs/"
