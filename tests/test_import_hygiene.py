@@ -124,7 +124,9 @@ def test_demo_modules_import_one_way():
     deps = {name: imported_modules(osp.join(utils, f'{name}.py'))
             for name in ('demo_scenes', 'demo_writers', 'demo_data')}
     assert deps['demo_scenes'] == set()
-    assert deps['demo_writers'] == {'revisit_ssl.utils.demo_scenes'}
+    # palette.py is a leaf (no revisit_ssl imports), shared with the DAVIS / NYUD code
+    assert imported_modules(osp.join(utils, 'palette.py')) == set()
+    assert deps['demo_writers'] == {'revisit_ssl.utils.demo_scenes', 'revisit_ssl.utils.palette'}
     assert deps['demo_data'] == {'revisit_ssl.utils.demo_scenes', 'revisit_ssl.utils.demo_writers'}
 
 
