@@ -150,8 +150,9 @@ def test_after_enqueue_a_query_can_select_its_own_key_whose_column_holds_the_evi
     old_backbone_queue = default.memory.backbone_queue.clone()
 
     # variant: the neighbour of query i is column 4 + i, the column its own key is written to
-    searched = variant._searched_bank(key_backbone)
-    assert find_neighbours(query_backbone, searched, 1).flatten().tolist() == [4, 5]
+    pending = variant._pending_enqueue(key_backbone)
+    assert find_neighbours(query_backbone, variant.memory.backbone_queue, 1,
+                           overwrite=pending).flatten().tolist() == [4, 5]
     # default: the neighbours come from the queue before the step, never this step's keys
     expected_default = find_neighbours(query_backbone, old_backbone_queue, 1)
     raw = {}
@@ -202,3 +203,20 @@ def test_the_variant_trains_the_same_queues_and_differs_only_in_the_nn_loss():
     assert any(not torch.equal(d['knn_raw'], v['knn_raw'])
                for d, v in zip(default, variant))
 
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float16', 'bfloat16'])
+def test_search_with_the_pending_enqueue_equals_search_in_the_queue_after_it(dtype):
+    # the variant searches without copying the queue: same neighbours as in the full copy
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        memory = DualQueueMemory(queue_len=32, feat_dim=4, backbone_dim=8,
+                                 backbone_dtype=dtype)
+        memory.queue_ptr[0] = 8 * (seed % 4)
+        incoming = F.normalize(torch.randn(8, 8, generator=g), dim=1)
+        queries = F.normalize(torch.randn(6, 8, generator=g), dim=1)
+        after = memory.backbone_queue_after(incoming)
+        pending = memory.incoming_backbone(incoming)
+        assert torch.equal(
+            find_neighbours(queries, memory.backbone_queue, 5, overwrite=pending),
+            find_neighbours(queries, after, 5))

@@ -1,5 +1,5 @@
 """Contrastive head of kNN-MoCo: the instance loss and the NN loss over a dual-queue memory."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -179,8 +179,8 @@ class DualQueueHead(BaseModule):
             if query_backbone is None:
                 raise ValueError('use_knn=True needs query_backbone')
             neighbours = find_neighbours(query_backbone,
-                                         self._searched_bank(key_backbone),
-                                         self.knn_k)
+                                         self.memory.backbone_queue, self.knn_k,
+                                         overwrite=self._pending_enqueue(key_backbone))
             if knn_active:
                 knn = knn_contrastive_loss(logits[:, 1:], neighbours)
                 losses['loss_knn'] = self.knn_weight * knn
@@ -192,16 +192,16 @@ class DualQueueHead(BaseModule):
             losses['knn_raw'] = knn.detach()
         return losses
 
-    def _searched_bank(self,
-                       key_backbone: Optional[torch.Tensor]) -> torch.Tensor:
-        """The backbone queue the neighbours come from: as stored, or as this step's enqueue
-        will leave it (``search_after_enqueue``)."""
+    def _pending_enqueue(self, key_backbone: Optional[torch.Tensor]
+                         ) -> Optional[Tuple[slice, torch.Tensor]]:
+        """None (search the queue as stored), or with ``search_after_enqueue`` the columns
+        this step's enqueue will write, which the search then sees in their place."""
         if not self.search_after_enqueue:
-            return self.memory.backbone_queue
+            return None
         if key_backbone is None:
             raise ValueError('search_after_enqueue=True needs key_backbone (the '
                              'backbone features this step enqueues)')
-        return self.memory.backbone_queue_after(key_backbone)
+        return self.memory.incoming_backbone(key_backbone)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -13,6 +13,8 @@ closest to ``h`` are treated as extra positives of ``q``:
 where ``H`` is the backbone queue and ``z_1..z_K`` the key queue (aligned column by column). The
 softmax runs over the ``K`` queue columns only: the query's own key is not part of this term.
 """
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 
@@ -22,8 +24,11 @@ _CHUNK = 8192  # queue columns upcast at a time
 
 
 @torch.no_grad()
-def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
-                    k: int) -> torch.Tensor:
+def find_neighbours(
+        query_backbone: torch.Tensor,
+        backbone_queue: torch.Tensor,
+        k: int,
+        overwrite: Optional[Tuple[slice, torch.Tensor]] = None) -> torch.Tensor:
     """Indices of the ``k`` most similar backbone-queue columns for every query.
 
     No gradient flows through the selection.
@@ -32,6 +37,10 @@ def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
         query_backbone (torch.Tensor): ``(N, D)`` L2-normalised backbone features of the queries.
         backbone_queue (torch.Tensor): ``(D, K)`` L2-normalised backbone features of past keys,
             in any floating dtype (float16 / bfloat16 storage halves its memory).
+        k (int): Neighbours per query.
+        overwrite (tuple[slice, torch.Tensor], optional): ``(columns, new)``: search as if
+            ``backbone_queue[:, columns]`` held ``new`` (``(D, len(columns))``), i.e. as this
+            step's enqueue will leave the queue, without copying the queue. Defaults to None.
 
     Returns:
         torch.Tensor: ``(N, k)`` long indices into the queue columns, most similar first.
@@ -45,11 +54,15 @@ def find_neighbours(query_backbone: torch.Tensor, backbone_queue: torch.Tensor,
     compute = torch.promote_types(backbone_queue.dtype, torch.float32)
     query = query_backbone.to(compute)
     if backbone_queue.dtype == compute:  # float32 storage (default): one product, no copies
-        return (query @ backbone_queue).topk(k, dim=1).indices
-    similarity = torch.cat([
-        query @ backbone_queue[:, start:start + _CHUNK].to(compute)
-        for start in range(0, backbone_queue.shape[1], _CHUNK)
-    ], dim=1)
+        similarity = query @ backbone_queue
+    else:
+        similarity = torch.cat([
+            query @ backbone_queue[:, start:start + _CHUNK].to(compute)
+            for start in range(0, backbone_queue.shape[1], _CHUNK)
+        ], dim=1)
+    if overwrite is not None:
+        columns, new = overwrite
+        similarity[:, columns] = query @ new.to(compute)
     return similarity.topk(k, dim=1).indices
 
 

@@ -1,5 +1,5 @@
 """The memory of kNN-MoCo: two column-aligned key queues with one write pointer."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -122,9 +122,27 @@ class DualQueueMemory(BaseModule):
         self.queue_ptr[0] = columns.stop % self.queue_len
 
     @torch.no_grad()
+    def incoming_backbone(self,
+                          key_backbone: torch.Tensor) -> Tuple[slice, torch.Tensor]:
+        """Where :meth:`enqueue` of ``key_backbone`` will write and what, without writing.
+
+        Args:
+            key_backbone (torch.Tensor): ``(B, backbone_dim)`` normalised backbone features of
+                this process's keys.
+
+        Returns:
+            tuple[slice, torch.Tensor]: The queue columns the enqueue overwrites and the
+            ``(backbone_dim, global B)`` columns it writes there, in the storage dtype.
+        """
+        incoming = self._gather(key_backbone)
+        return (self._columns(incoming.shape[0]),
+                incoming.T.to(self.backbone_queue.dtype))
+
+    @torch.no_grad()
     def backbone_queue_after(self, key_backbone: torch.Tensor) -> torch.Tensor:
         """The backbone queue as :meth:`enqueue` of ``key_backbone`` will leave it, without
-        writing it (a copy; the stored queue and the pointer do not change).
+        writing it (a copy of the whole queue: for inspection; the loss searches with
+        :meth:`incoming_backbone` instead).
 
         Args:
             key_backbone (torch.Tensor): ``(B, backbone_dim)`` normalised backbone features of
@@ -133,7 +151,7 @@ class DualQueueMemory(BaseModule):
         Returns:
             torch.Tensor: ``(backbone_dim, queue_len)`` in the storage dtype.
         """
-        incoming = self._gather(key_backbone)
+        columns, incoming = self.incoming_backbone(key_backbone)
         after = self.backbone_queue.clone()
-        after[:, self._columns(incoming.shape[0])] = incoming.T.to(after.dtype)
+        after[:, columns] = incoming
         return after
