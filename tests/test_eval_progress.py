@@ -1,5 +1,6 @@
-"""Progress lines of the long sweeps: one per L2 strength (linear probe), one per class (VOC07
-probe, VOC SVM); none with progress off (the tools' --no-progress)."""
+"""Progress of the long loops: one line per L2 strength (linear probe), one per class (VOC07
+probe, VOC SVM), none with progress off (the tools' --no-progress); every bar on stderr."""
+import glob
 import importlib.util
 import os.path as osp
 import re
@@ -83,3 +84,50 @@ def test_linear_probe_tool_prints_the_sweep(demo_root, tmp_path, capsys):
     assert lines(capsys.readouterr().err, 'L2 sweep') == []
     tool.main(args)
     assert len(lines(capsys.readouterr().err, 'L2 sweep')) == 4
+
+
+def test_progress_bar_draws_on_stderr_only(capsys):
+    from revisit_ssl.utils import progress_bar
+    items = [3, 1, 2]
+    assert list(progress_bar(iter(items), 'counting', total=3)) == items
+    captured = capsys.readouterr()
+    # stdout keeps the tools' result lines; the bar (label, 100%) goes to stderr
+    assert captured.out == ''
+    assert 'counting' in captured.err and '100%' in captured.err
+    plain = iter(items)
+    assert progress_bar(plain, 'counting', enabled=False) is plain
+    assert capsys.readouterr() == ('', '')
+
+
+def test_every_tool_bar_goes_through_progress_bar():
+    """mmpretrain's ``track`` and a bare rich ``track`` draw on stdout: no tool may use them."""
+    offenders = []
+    for path in glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True) + glob.glob(
+            osp.join(ROOT, 'revisit_ssl', '**', '*.py'), recursive=True):
+        if path.endswith(osp.join('utils', 'progress.py')):
+            continue
+        with open(path) as f:
+            text = f.read()
+        if re.search(r'from (mmpretrain\.utils|rich\.progress) import .*\btrack\b', text):
+            offenders.append(osp.relpath(path, ROOT))
+    assert offenders == []
+
+
+def test_davis_tool_keeps_bars_off_stdout(tmp_path, capsys):
+    from revisit_ssl.utils.davis_demo import make_davis_demo
+    spec = importlib.util.spec_from_file_location(
+        '_progress_davis', osp.join(ROOT, 'tools', 'analysis', 'davis_label_propagation.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    root = str(tmp_path / 'DAVIS')
+    make_davis_demo(root)
+    config = tmp_path / 'tiny_resnet.py'
+    config.write_text("model = dict(backbone=dict(type='mmpretrain.ResNet', depth=18, "
+                      'stem_channels=8, base_channels=8))\n')
+    tool.main([str(config), 'random', '--davis-root', root, '--out-dir',
+               str(tmp_path / 'pred'), '--out', str(tmp_path / 'davis.json'), '--device', 'cpu'])
+    captured = capsys.readouterr()
+    assert 'propagating' in captured.err
+    # stdout: the per-sequence lines and the summary, nothing of the bars
+    assert '━' not in captured.out and 'propagating' not in captured.out
+    assert re.search(r'^J&F-Mean: \d\.\d{4}$', captured.out, re.M)

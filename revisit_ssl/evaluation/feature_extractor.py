@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.models.utils import ClsDataPreprocessor
 
+from revisit_ssl.utils.progress import progress_bar
+
 __all__ = [
     'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageNormalizer', 'FeatureExtractor',
     'extract_features'
@@ -151,12 +153,8 @@ def extract_features(extractor: nn.Module,
         tuple[torch.Tensor, torch.Tensor | None]: Features ``(N, ...)`` and labels ``(N,)``
         (None when the samples carry no ``gt_label``).
     """
-    from rich.console import Console
-    from rich.progress import track  # the bar of mmpretrain's tools (vis_tsne.py)
     feats, labels = [], []
-    # on stderr, so that stdout keeps the results
-    for batch in track(dataloader, desc, len(dataloader), disable=not progress,
-                       console=Console(stderr=True)):
+    for batch in progress_bar(dataloader, desc, len(dataloader), progress):
         feats.append(extractor(batch['inputs']).cpu())
         batch_labels = _labels_of(batch.get('data_samples') or []) if (
             with_labels) else None

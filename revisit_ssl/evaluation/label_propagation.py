@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from revisit_ssl.utils.palette import voc_palette
+from revisit_ssl.utils.progress import progress_bar
 
 __all__ = [
     'CRW_TOPK', 'CRW_CONTEXT', 'CRW_RADIUS', 'CRW_TEMPERATURE',
@@ -54,14 +55,6 @@ CRW_TEMPERATURE = 0.05
 _MASKED = -1e10
 
 # --------------------------------------------------------------------------- propagation
-
-
-def _track(iterable, total: int, desc: str, enabled: bool):
-    """A progress bar (mmpretrain's rich ``track``, as its tools draw it) when enabled."""
-    if not enabled:
-        return iterable
-    from mmpretrain.utils import track
-    return track(iterable, description=desc, total=total)
 
 
 def context_frames(t: int,
@@ -187,7 +180,7 @@ def propagate_labels(feats: torch.Tensor,
     labels[0] = first_labels.reshape(num_labels, hw).to(device).float()
     # (query, key) layout: top-k along the last, contiguous dimension
     allowed = radius_mask(h, w, radius, device).t().float().contiguous()
-    for t in _track(range(1, num_frames), num_frames - 1, desc, progress):
+    for t in progress_bar(range(1, num_frames), desc, num_frames - 1, progress):
         long_ids, recent = context_frames(t, n_context, long_memory,
                                           pad_context)
         # Each context frame once, with how many copies of it the reference's context holds:
@@ -375,7 +368,7 @@ def extract_frame_features(extractor: Callable[[torch.Tensor], torch.Tensor],
     """``(T, C, h, w)`` features of ``(T, 3, H, W)`` uint8 frames, ``batch_size`` at a time."""
     starts = list(range(0, len(frames), batch_size))
     feats = []
-    for s in _track(starts, len(starts), desc, progress):
+    for s in progress_bar(starts, desc, len(starts), progress):
         out = extractor(frames[s:s + batch_size])
         if out.ndim != 4:
             raise ValueError('the extractor must return dense (N, C, h, w) '

@@ -32,6 +32,7 @@ from revisit_ssl.evaluation.class_activation_maps import (
     cam_grid, class_activation_map, load_probe, normalize_cam, overlay_cam,
     probe_logits, upsample_cam)
 from revisit_ssl.evaluation.tool_utils import build_extractor
+from revisit_ssl.utils import progress_bar
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -135,13 +136,9 @@ def checkpoint_cams(args, checkpoint: str, probe: dict, images: list) -> list:
             raise ValueError(f'--class {args.class_name!r} is not a class of '
                              f"the probe: {probe['classes']}")
         chosen = probe['classes'].index(args.class_name)
-    loop = images
-    if not args.no_progress:
-        from mmpretrain.utils import track
-        loop = track(images, description=osp.basename(checkpoint),
-                     total=len(images))
     out = []
-    for path in loop:
+    for path in progress_bar(images, osp.basename(checkpoint), len(images),
+                             not args.no_progress):
         packed = pipeline(dict(img_path=path))
         crop = packed['inputs']  # (3, H, W) uint8, BGR as loaded
         fmap = extractor(crop[None].to(device))

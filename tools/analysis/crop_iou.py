@@ -30,6 +30,7 @@ matplotlib.use('Agg')  # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 import revisit_ssl  # noqa: E402,F401  registers ConstrainedMultiCrop
+from revisit_ssl.utils import progress_bar  # noqa: E402
 
 #: Extensions mmpretrain's CustomDataset takes (any case).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif')
@@ -151,11 +152,8 @@ def draw_ious(crop, sizes: Sequence[Tuple[int, int]], draws_per_image: int,
     Returns:
         np.ndarray: ``len(sizes) * draws_per_image`` IoUs.
     """
-    if progress:
-        from mmpretrain.utils import track  # rich's bar, as the other analysis tools
-        sizes = track(sizes, description=desc, total=len(sizes))
     pairs = []
-    for height, width in sizes:
+    for height, width in progress_bar(sizes, desc, len(sizes), progress):
         for _ in range(draws_per_image):
             boxes, _ = crop.sample_boxes(height, width, rng)
             pairs.append(boxes[:2])

@@ -19,8 +19,6 @@ Example::
 import argparse
 import inspect
 
-from rich.console import Console
-from rich.progress import track
 
 import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
 from revisit_ssl.evaluation import (build_eval_dataloader, load_config,
@@ -29,6 +27,7 @@ from revisit_ssl.evaluation import (build_eval_dataloader, load_config,
 from revisit_ssl.evaluation.tool_utils import (add_model_args,
                                                build_extractor,
                                                default_out_path, write_result)
+from revisit_ssl.utils import progress_bar
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,8 +94,7 @@ def dilation_overrides(cfg) -> dict:
 def feature_maps(extractor, dataset, args, desc):
     """Yield ``(feature_map (C, h, w), gt (H, W))`` per image of ``dataset``."""
     loader = build_eval_dataloader(dataset, 1, args.num_workers)
-    for batch in track(loader, desc, len(loader), disable=args.no_progress,
-                       console=Console(stderr=True)):
+    for batch in progress_bar(loader, desc, len(loader), not args.no_progress):
         sample = batch['data_samples'][0]
         gt = sample.gt_seg_map
         if gt.ndim != 2:

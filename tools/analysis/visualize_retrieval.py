@@ -25,8 +25,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import track
 
 import revisit_ssl  # noqa: F401  registers components and checkpoint safe globals
 from revisit_ssl.evaluation import (RANDOM_INIT, FeatureExtractor,
@@ -36,6 +34,7 @@ from revisit_ssl.evaluation import (RANDOM_INIT, FeatureExtractor,
 from revisit_ssl.evaluation.tool_utils import (add_loader_args,
                                                default_device,
                                                default_out_path, write_result)
+from revisit_ssl.utils import progress_bar
 
 GREEN, RED, BLUE, GREY = (60, 180, 60), (50, 50, 220), (220, 120, 40), (
     150, 150, 150)
@@ -117,8 +116,7 @@ def encode_crops(extractor, dataset, indices, args, desc):
         torch.utils.data.Subset(dataset, list(indices)), args.batch_size, 0)
     feats, crops = [], []
     # the same batch gives the features and the pictures
-    for batch in track(loader, desc, len(loader), disable=args.no_progress,
-                       console=Console(stderr=True)):
+    for batch in progress_bar(loader, desc, len(loader), not args.no_progress):
         feats.append(extractor(batch['inputs']).cpu())
         crops += [x.permute(1, 2, 0).numpy() for x in batch['inputs']]
     return torch.cat(feats), crops
