@@ -35,8 +35,9 @@ dropped) and tested in document order, each either **run** or **dry-run**:
     not write means that run's last checkpoint (mmengine's ``work_dirs/<run>/last_checkpoint``).
 
   Python commands run in a forked child of a clean server process
-  (tests/helpers/doc_fork_server.py), which has imported torch and the
-  OpenMMLab packages once (about 10 s saved per command on 2 cores); set
+  (tests/helpers/warm_python.py, with ``DOC_PRELOAD`` imported besides what tools/train.py
+  imports), which has imported torch and the OpenMMLab packages once (about 10 s saved per
+  command on 2 cores), with a plain interpreter's warning filters; set
   ``REVISIT_SSL_DOC_SUBPROCESS=1`` to run each command through ``bash -c`` instead.
 
 ``python tests/test_documented_commands.py`` lists the commands and what the test does with
@@ -44,24 +45,19 @@ each.
 """
 import argparse
 import glob
-import io
-import json
 import os
 import os.path as osp
 import re
-import runpy
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import traceback
-import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
+# tests/helpers, on sys.path through tests/conftest.py
+from warm_python import WarmPython
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC_FILES = ['README.md', 'configs/README.md'] + sorted(
@@ -361,114 +357,14 @@ class Result:
         return self.output[-n:]
 
 
-def _child_streams(log_path: str) -> None:
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, 'w', closefd=False), line_buffering=True)
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, 'w', closefd=False), line_buffering=True)
-    sys.stdin = open(os.devnull)
-
-
-def _exec_python(argv: List[str]) -> None:
-    kind, target = Invocation({}, argv).python_target()
-    if kind == '-c':
-        sys.argv = ['-c'] + argv[3:]
-        exec(compile(target, '<string>', 'exec'), {'__name__': '__main__'})
-    elif kind == '-m':
-        sys.argv = [target] + argv[3:]
-        runpy.run_module(target, run_name='__main__', alter_sys=True)
-    else:
-        sys.argv = argv[1:]
-        sys.path.insert(0, osp.dirname(osp.abspath(target)))
-        runpy.run_path(target, run_name='__main__')
-
-
-def run_python_in_fork(argv: List[str], env: Dict[str, str], cwd: str, log_path: str,
-                       timeout: float = TIMEOUT_S) -> int:
-    """Run ``python ...`` (argv) in a forked child; its stdout / stderr go to ``log_path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 1
-        try:
-            os.setpgid(0, 0)
-            _child_streams(log_path)
-            os.chdir(cwd)
-            os.environ.update(env)
-            warnings.resetwarnings()
-            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
-                             ResourceWarning):
-                warnings.simplefilter('ignore', category)
-            _exec_python(argv)
-            code = 0
-        except SystemExit as e:
-            if e.code is None or isinstance(e.code, int):
-                code = e.code or 0
-            else:
-                print(e.code, file=sys.stderr)
-                code = 1
-        except BaseException:  # noqa: B036  report everything, as the interpreter would
-            traceback.print_exc()
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
-    deadline = time.time() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.time() > deadline:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            with open(log_path, 'a') as f:
-                f.write(f'\n[test] killed after {timeout:.0f} s\n')
-            return 124
-        time.sleep(0.05)
-    try:  # dataloader workers the child left behind (its own process group)
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return os.waitstatus_to_exitcode(status)
-
-
-class ForkServer:
-    """tests/helpers/doc_fork_server.py: forks the Python commands from a clean process."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, osp.join(ROOT, 'tests', 'helpers', 'doc_fork_server.py')],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-        ready = self.proc.stdout.readline()
-        assert ready and json.loads(ready).get('ready'), 'the fork server did not start'
-
-    def run(self, argv: List[str], env: Dict[str, str], cwd: str, log: str) -> int:
-        self.proc.stdin.write(json.dumps(dict(argv=argv, env=env, cwd=cwd, log=log,
-                                              timeout=TIMEOUT_S)) + '\n')
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        assert reply, 'the fork server died'
-        return json.loads(reply)['rc']
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 class Workspace:
     """A scratch project: links to the repository's sources, its own outputs."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.fork_server = None if SUBPROCESS else ForkServer()
+        # the server's interpreter as the tests': no OMP_NUM_THREADS=1 (commands run as a user's)
+        self.fork_server = None if SUBPROCESS else WarmPython(
+            preload=DOC_PRELOAD, server_env=dict(PYTHONWARNINGS='ignore'))
         for name in os.listdir(ROOT):
             if name in OUTPUT_DIRS or name in ('.git', '.pytest_cache', '__pycache__'):
                 continue
@@ -498,9 +394,12 @@ class Workspace:
         full_env = {**self.env, **env}
         python = Invocation(env, argv).python_target()
         if python and not SUBPROCESS:
-            rc = self.fork_server.run(argv, full_env, self.path, log)
-            with open(log, errors='replace') as f:
-                output = f.read()
+            run = self.fork_server.run_group([(argv, self.path, {**os.environ, **full_env})],
+                                             timeout=TIMEOUT_S, merge_output=True,
+                                             reset_warnings=True)[0]
+            rc, output = run.returncode, run.stdout
+            with open(log, 'w') as f:
+                f.write(output)
         else:
             proc = subprocess.run(['bash', '-c', shlex.join(argv)],
                                   cwd=self.path,
@@ -662,18 +561,9 @@ class Workspace:
 COMMANDS = documented_commands()
 
 
-def _preload() -> None:
-    """Import what the tools import, once, before the forked children start."""
-    import mmdet.models  # noqa: F401
-    import mmengine.runner  # noqa: F401
-    import mmpretrain.models  # noqa: F401
-    import mmseg.models  # noqa: F401
-    import sklearn.cluster  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.svm  # noqa: F401
-
-    import revisit_ssl.downstream  # noqa: F401
-    import revisit_ssl.evaluation  # noqa: F401
+# What the documented tools import besides tools/train.py's, imported once by the server.
+DOC_PRELOAD = ('mmdet.models', 'mmseg.models', 'sklearn.cluster', 'sklearn.linear_model',
+               'sklearn.svm', 'revisit_ssl.downstream', 'revisit_ssl.evaluation')
 
 
 @pytest.fixture(scope='module')

@@ -10,14 +10,18 @@ interpreter would (``__main__``, ``sys.argv``, the script's folder and ``PYTHONP
 comes back. Every child starts from the same clean state: nothing a run does is seen by the
 next one.
 
-Used by tests/conftest.py (``run_warm``); tests that check the command line itself
-(start-up errors, the whole output) keep real subprocesses. Set
-``REVISIT_SSL_TEST_SUBPROCESS=1`` to run every command as a fresh subprocess instead.
+Used by tests/conftest.py (``run_warm``) and, with its own server that also imports mmseg,
+mmdet and scikit-learn, by tests/test_documented_commands.py; tests that check the command line
+itself (start-up errors, the whole output) keep real subprocesses. Set
+``REVISIT_SSL_TEST_SUBPROCESS=1`` to run every ``run_warm`` command as a fresh subprocess
+instead.
 
 Several command lines can start at once (``run_warm_group``: the ranks of a data-parallel
-job, as torchrun would start them). Protocol: one JSON request per line on stdin,
-``{"group": [{"argv", "env", "cwd", "stdout", "stderr", "timeout"}, ...]}`` (argv =
-``[python, script, *args]``); one line back, ``{"rc": [int, ...]}``.
+job, as torchrun would start them). Protocol: the server's arguments are extra modules to
+import; one JSON request per line on stdin, ``{"group": [{"argv", "env", "cwd", "stdout",
+"stderr", "timeout", "reset_warnings"}, ...]}`` (argv = ``[python, script | -c CODE | -m
+MODULE, *args]``; ``stdout == stderr`` merges the streams, as ``2>&1`` would); one line back,
+``{"rc": [int, ...]}``.
 """
 import io
 import json
@@ -30,7 +34,9 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Dict, List, Optional, Tuple
+import warnings
+from importlib import import_module
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SUBPROCESS = os.environ.get('REVISIT_SSL_TEST_SUBPROCESS') == '1'
@@ -42,8 +48,8 @@ SERVER_ENV = dict(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 # ----------------------------------------------------------------------------- server side
 
 
-def _preload() -> None:
-    """Import what tools/train.py imports, once, before the children fork."""
+def _preload(extra: Sequence[str] = ()) -> None:
+    """Import what tools/train.py imports (and ``extra``), once, before the children fork."""
     sys.path.insert(0, ROOT)
     import mmengine.runner  # noqa: F401
     import mmpretrain.models  # noqa: F401
@@ -52,6 +58,8 @@ def _preload() -> None:
 
     import revisit_ssl  # noqa: F401
     import revisit_ssl.engine  # noqa: F401
+    for module in extra:
+        import_module(module)
     sys.path.remove(ROOT)
 
 
@@ -61,11 +69,31 @@ def _redirect(fd: int, path: str) -> None:
     os.close(target)
 
 
+def _run_argv(argv: List[str], cwd: str, env: Dict[str, str]) -> None:
+    """Run ``python SCRIPT | -c CODE | -m MODULE ...`` as that interpreter would."""
+    extra = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+    if argv[1] == '-c':
+        sys.argv = ['-c'] + argv[3:]
+        sys.path[:0] = [cwd] + extra
+        exec(compile(argv[2], '<string>', 'exec'), {'__name__': '__main__'})
+    elif argv[1] == '-m':
+        sys.argv = [argv[2]] + argv[3:]
+        sys.path[:0] = [cwd] + extra
+        runpy.run_module(argv[2], run_name='__main__', alter_sys=True)
+    else:
+        sys.argv = argv[1:]
+        sys.path[:0] = [osp.dirname(osp.abspath(argv[1]))] + extra
+        runpy.run_path(argv[1], run_name='__main__')
+
+
 def _child(request: Dict) -> int:
-    """Body of a forked child: run the script; the exit status an interpreter would give."""
+    """Body of a forked child: run the command; the exit status an interpreter would give."""
     os.setpgid(0, 0)  # its dataloader workers are killed with it
     _redirect(1, request['stdout'])
-    _redirect(2, request['stderr'])
+    if request['stderr'] == request['stdout']:
+        os.dup2(1, 2)
+    else:
+        _redirect(2, request['stderr'])
     sys.stdout = io.TextIOWrapper(io.FileIO(1, 'w', closefd=False), line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False), line_buffering=True)
     sys.stdin = open(os.devnull)
@@ -76,12 +104,15 @@ def _child(request: Dict) -> int:
     if 'OMP_NUM_THREADS' in env:
         import torch
         torch.set_num_threads(int(env['OMP_NUM_THREADS']))
-    script = request['argv'][1]
-    sys.argv = request['argv'][1:]
-    extra = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
-    sys.path[:0] = [osp.dirname(osp.abspath(script))] + extra
+    if request.get('reset_warnings'):
+        # the filters of an interpreter started without -W / PYTHONWARNINGS (the server
+        # itself ignores everything: its imports must not warn into the children's logs)
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):
+            warnings.simplefilter('ignore', category)
     try:
-        runpy.run_path(script, run_name='__main__')
+        _run_argv(request['argv'], request['cwd'], env)
         return 0
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
@@ -145,8 +176,8 @@ def _fork_group(requests: List[Dict]) -> List[int]:
     return [int(c) for c in codes]
 
 
-def serve() -> None:
-    _preload()
+def serve(extra: Sequence[str] = ()) -> None:
+    _preload(extra)
     reply = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the protocol stream
     print(json.dumps({'ready': True}), file=reply, flush=True)
@@ -158,44 +189,71 @@ def serve() -> None:
 # ----------------------------------------------------------------------------- client side
 
 
-class WarmPython:
-    """Client of one server process (started on first use)."""
+def _read_and_remove(path: str) -> str:
+    """Text of a log file the child wrote ('' once read: merged streams share one file)."""
+    if not osp.exists(path):
+        return ''
+    with open(path, errors='replace') as f:
+        text = f.read()
+    os.remove(path)
+    return text
 
-    def __init__(self) -> None:
+
+class WarmPython:
+    """Client of one server process (started on first use).
+
+    Args:
+        preload (Sequence[str]): Modules the server imports besides tools/train.py's.
+        server_env (dict, optional): Environment of the server on top of this process's
+            (default ``SERVER_ENV``; libgomp reads ``OMP_NUM_THREADS`` once, when it loads).
+    """
+
+    def __init__(self, preload: Sequence[str] = (),
+                 server_env: Optional[Dict[str, str]] = None) -> None:
         self.proc: Optional[subprocess.Popen] = None
         self.logs = tempfile.mkdtemp(prefix='warm_python_')
         self.count = 0
+        self.preload = list(preload)
+        self.server_env = SERVER_ENV if server_env is None else server_env
 
     def _start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, osp.abspath(__file__)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env={**os.environ, **SERVER_ENV})
+            [sys.executable, osp.abspath(__file__), *self.preload], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env={**os.environ, **self.server_env})
         ready = self.proc.stdout.readline()
         assert ready and json.loads(ready).get('ready'), 'the warm python server did not start'
 
     def run_group(self, runs: List[Tuple[List[str], str, Dict[str, str]]],
-                  timeout: float = 600) -> List[subprocess.CompletedProcess]:
-        """Start every ``(argv, cwd, env)`` at once; each like ``subprocess.run(...)``."""
+                  timeout: float = 600, merge_output: bool = False,
+                  reset_warnings: bool = False) -> List[subprocess.CompletedProcess]:
+        """Start every ``(argv, cwd, env)`` at once; each like ``subprocess.run(...)``.
+
+        Args:
+            runs (list[tuple]): ``([python, script | -c CODE | -m MODULE, *args], cwd,
+                full environment)`` each.
+            timeout (float): Seconds before all of them are killed.
+            merge_output (bool): stderr into stdout, in order (``stderr`` is then '').
+            reset_warnings (bool): Warning filters of a plain interpreter instead of the
+                server's ignore-all.
+        """
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         requests = []
         for argv, cwd, env in runs:
-            assert argv[1].endswith('.py'), f'only `python SCRIPT ...` runs warm: {argv}'
+            assert argv[1].endswith('.py') or argv[1] in ('-c', '-m'), (
+                f'only `python SCRIPT | -c | -m ...` runs warm: {argv}')
             self.count += 1
             out, err = (osp.join(self.logs, f'{self.count:03d}.{s}') for s in ('out', 'err'))
             requests.append(dict(argv=[str(a) for a in argv], env=dict(env), cwd=str(cwd),
-                                 stdout=out, stderr=err, timeout=timeout))
+                                 stdout=out, stderr=out if merge_output else err,
+                                 timeout=timeout, reset_warnings=reset_warnings))
         self.proc.stdin.write(json.dumps(dict(group=requests)) + '\n')
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
         assert reply, 'the warm python server died'
         results = []
         for (argv, _, _), request, code in zip(runs, requests, json.loads(reply)['rc']):
-            with open(request['stdout'], errors='replace') as f_out, \
-                    open(request['stderr'], errors='replace') as f_err:
-                stdout, stderr = f_out.read(), f_err.read()
-            os.remove(request['stdout'])
-            os.remove(request['stderr'])
+            stdout, stderr = (_read_and_remove(request[s]) for s in ('stdout', 'stderr'))
             results.append(subprocess.CompletedProcess(argv, code, stdout, stderr))
         return results
 
@@ -281,4 +339,4 @@ def close() -> None:
 
 
 if __name__ == '__main__':
-    serve()
+    serve(sys.argv[1:])
