@@ -19,7 +19,10 @@ default_hooks = dict(
     guard=dict(type='TrainingGuardHook'),
     # keeps KNNMoCo's NN loss out of the total for model.knn_warmup_epochs (or _iters), then
     # puts it in; here, not in custom_hooks, so a config that replaces custom_hooks keeps it
-    knn_warmup=dict(type='KNNWarmupHook'))
+    knn_warmup=dict(type='KNNWarmupHook'),
+    # seeds torch before every step from (seed, step, rank): shuffle-BN's permutation and
+    # device augmentations are then the same after --resume as in an uninterrupted run
+    step_seed=dict(type='StepSeedHook'))
 
 # the logged losses and times are means over the last 10 iterations (mmengine's LogProcessor
 # default, written out so that a leaf with few iterations per epoch can lower it). Whole

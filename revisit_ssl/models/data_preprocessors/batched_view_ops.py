@@ -6,8 +6,9 @@ The batched counterparts of the CPU path's ``FastColorJitter``, ``FastRandomGray
 dicts (:func:`build_batched_view_ops`), so one list in the config drives either path. Each op
 works on a float32 ``(N, 3, H, W)`` RGB batch holding integer grey levels in ``[0, 255]``
 (rounded after every op, as the uint8 CPU path), draws one set of parameters per sample from
-torch's global generator on the batch's device (seeded by ``torch.manual_seed``, i.e. by
-mmengine's ``randomness.seed``), and uses ``torchvision.transforms.v2.functional`` where an op
+torch's global generator on the batch's device (seeded by ``torch.manual_seed``: by
+``StepSeedHook`` before every training step, from ``randomness.seed``, the step and the rank),
+and uses ``torchvision.transforms.v2.functional`` where an op
 takes batch-wide parameters (grey conversion, AutoAugment's operations at their fixed
 magnitudes) and torchvision's formulas with per-sample factors broadcast over the batch
 otherwise (colour jitter, blur).

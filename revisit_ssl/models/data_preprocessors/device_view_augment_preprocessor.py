@@ -26,8 +26,9 @@ class DeviceViewAugmentPreprocessor(SelfSupDataPreprocessor):
     probabilities and ranges. Then the usual BGR -> RGB, float and normalisation. Outside
     training (kNN monitor, feature extraction) nothing is augmented.
 
-    Randomness comes from torch's global generator on the device (seeded by mmengine's
-    ``randomness.seed``). ``last_auto_augmented`` holds, after each training call, one bool
+    Randomness comes from torch's global generator on the device, which ``StepSeedHook`` seeds
+    before every step from (``randomness.seed``, iteration, rank), so a ``--resume`` draws what
+    the uninterrupted run drew. ``last_auto_augmented`` holds, after each training call, one bool
     tensor per view saying which samples took the AutoAugment branch.
 
     Paper: `Revisiting Contrastive Methods for Unsupervised Learning of Visual Representations
