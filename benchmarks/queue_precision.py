@@ -1,10 +1,11 @@
 """Backbone-queue precision: memory, speed and top-k agreement of float16 / bfloat16 vs float32.
 
 ``DualQueueHead(backbone_queue_dtype=...)`` stores the backbone queue (``backbone_dim x K``, the
-momentum encoder's L2-normalised pooled features) in float32, float16 or bfloat16, and
-:func:`revisit_ssl.models.losses.find_neighbours` searches it in the storage dtype
-(``query.to(dtype) @ queue``, so the similarities are rounded to that dtype before the top-k).
-This script reports, for each dtype:
+momentum encoder's L2-normalised pooled features) in float32, float16 or bfloat16.
+:func:`revisit_ssl.models.losses.find_neighbours` upcasts a half-precision queue in column
+chunks and multiplies in float32, so only the storage is rounded; the previous
+``find_neighbours`` multiplied in the storage dtype (``query.to(dtype) @ queue``), which rounds
+the similarities to that dtype before the top-k. This script reports, for each dtype:
 
 * memory: bytes of the queue at the paper's 2048 x 65536 (and, on a GPU, the allocator's count
   and the extra peak of one search with 640 queries);
@@ -12,13 +13,19 @@ This script reports, for each dtype:
 * agreement with float32: for each query row, the share of its k = 20 neighbour indices that are
   the float32 ones (as sets), averaged over rows ("overlap"), the share of rows whose set is
   identical, and how much worse a substituted neighbour is (its float32 similarity below the
-  float32 k-th neighbour's: "deficit"). Three ways of searching a half-precision queue:
+  float32 k-th neighbour's: "deficit"). Ways of searching a half-precision queue:
 
-  - ``as implemented``: ``find_neighbours`` itself (on a CPU emulated, see below);
+  - ``as implemented``: ``find_neighbours`` itself, on every device: the queue rounded to the
+    dtype, everything else in float32. It is the same computation as upcasting the whole queue
+    and multiplying once (``queries @ queue.float()``): on a CPU (1 thread) the two give
+    bit-identical similarities and the same neighbours, in the same order, for every row of the
+    image (random init, K 16384), clustered and random sets (K 65536, 640 queries), float16 and
+    bfloat16. It isolates what the storage alone loses;
+  - ``previous (half product)``: the previous search, ``queries.to(dtype) @ queue`` (similarities
+    computed and rounded in the storage dtype). On a CPU it is emulated and labelled
+    ``previous (emulated)`` (see below);
   - ``fp32 output``: the same half-precision operands, but the product written in float32
-    (``torch.mm(..., out_dtype=torch.float32)``; CUDA only);
-  - ``storage only``: the queue rounded to the dtype, then everything in float32. Isolates what
-    the storage alone loses.
+    (``torch.mm(..., out_dtype=torch.float32)``; CUDA only).
 
 Feature sets (random unit vectors are not realistic: in 2048-d every similarity is near 0 and
 the 20th and 21st neighbours are near-ties, so they are only a worst-case control):
@@ -32,11 +39,13 @@ the 20th and 21st neighbours are near-ties, so they are only a worst-case contro
   1000 clusters of different spreads (the top-20 neighbours have cosine ~0.6-0.8);
 * ``random``: unit Gaussian vectors (the control).
 
-On a CPU, float16 / bfloat16 matrix products without native support are two orders of
-magnitude slower than float32 (measured below), so ``as implemented`` is emulated there:
-operands rounded to the dtype, product in float32, result rounded to the dtype, which is what
-a GPU's half-precision GEMM does; ``--native-rows`` rows are also searched with the real
-function to check the emulation.
+On a CPU without native float16 / bfloat16 matrix products, torch's fallback is two orders of
+magnitude slower than float32 (measured below), so the previous search is emulated there
+(``previous (emulated)``): operands rounded to the dtype, product in float32, result rounded to
+the dtype, which is what a GPU's half-precision GEMM does. ``--native-rows`` rows are also
+searched with the real half-precision product (``check: native vs emulated``) to validate the
+emulation, and timed in the memory / speed table (``previous (half product)``, scaled to 640
+queries).
 
 Needs only torch (plus numpy, OpenCV and torchvision for the image set): when mmpretrain is not
 installed the project's functions are loaded from their files. Examples::
@@ -114,8 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--workers', type=int,
                         help='processes drawing scenes (default: min(cores, 16))')
     parser.add_argument('--native-rows', type=int, default=8,
-                        help='CPU: rows searched with the real half-precision function, to '
-                        'check the emulation and time it (0: skip)')
+                        help='CPU: rows searched with the real half-precision product (the '
+                        'previous search), to check its emulation and time it (0: skip)')
     parser.add_argument('--timing', action=argparse.BooleanOptionalAction, default=True,
                         help='time the search per dtype at 640 x 2048 x 65536')
     parser.add_argument('--repeats', type=int, default=3, help='timed searches per dtype')
@@ -219,8 +228,17 @@ def topk_fp32(queries: torch.Tensor, queue: torch.Tensor, k: int) -> torch.Tenso
     return (queries @ queue).topk(k, dim=1).indices
 
 
-def search_emulated(queries: torch.Tensor, queue_half: torch.Tensor, k: int) -> torch.Tensor:
-    """What a GPU's half GEMM does: rounded operands, float32 accumulation, rounded output."""
+def search_previous(queries: torch.Tensor, queue_half: torch.Tensor, k: int) -> torch.Tensor:
+    """The previous ``find_neighbours``: the product in the storage dtype, rounded similarities."""
+    return (queries.to(queue_half.dtype) @ queue_half).topk(k, dim=1).indices
+
+
+def search_previous_emulated(queries: torch.Tensor, queue_half: torch.Tensor,
+                             k: int) -> torch.Tensor:
+    """:func:`search_previous` as a GPU's half GEMM computes it, at float32 speed on a CPU.
+
+    Rounded operands, float32 accumulation, output rounded to the storage dtype.
+    """
     dtype = queue_half.dtype
     sims = queries.to(dtype).float() @ queue_half.float()
     return sims.to(dtype).topk(k, dim=1).indices
@@ -230,11 +248,6 @@ def search_fp32_output(queries: torch.Tensor, queue_half: torch.Tensor,
                        k: int) -> torch.Tensor:
     sims = torch.mm(queries.to(queue_half.dtype), queue_half, out_dtype=torch.float32)
     return sims.topk(k, dim=1).indices
-
-
-def search_storage_only(queries: torch.Tensor, queue_half: torch.Tensor,
-                        k: int) -> torch.Tensor:
-    return (queries @ queue_half.float()).topk(k, dim=1).indices
 
 
 def agreement(ref: torch.Tensor, got: torch.Tensor, sims32: torch.Tensor) -> Dict[str, float]:
@@ -265,12 +278,12 @@ def report_set(name: str, queries: torch.Tensor, queue: torch.Tensor, args: argp
     print(f'\n[{name}] {queries.shape[0]} queries, {queue.shape[0]}-d, K {queue.shape[1]}: '
           f'{set_stats(sims32, k)}')
     ref = sims32.topk(k, dim=1).indices
-    searches: List[Tuple[str, Callable]] = [('storage only', search_storage_only)]
+    searches: List[Tuple[str, Callable]] = [('as implemented', find_neighbours)]
     if device.type == 'cuda':
-        searches.insert(0, ('as implemented', find_neighbours))
-        searches.insert(1, ('fp32 output', search_fp32_output))
-    else:
-        searches.insert(0, ('as implemented (emulated)', search_emulated))
+        searches += [('previous (half product)', search_previous),
+                     ('fp32 output', search_fp32_output)]
+    else:  # a CPU's half product can be ~270x slower (float16): checked on a few rows below
+        searches.append(('previous (emulated)', search_previous_emulated))
     print(f'{"dtype":<10}{"search":<28}{"overlap %":>10}{"identical rows %":>18}'
           f'{"deficit median":>16}{"deficit max":>13}')
     for dtype_name in ('float16', 'bfloat16'):
@@ -286,8 +299,8 @@ def report_set(name: str, queries: torch.Tensor, queue: torch.Tensor, args: argp
                   f'{a["deficit_median"]:>16.1e}{a["deficit_max"]:>13.1e}')
         if device.type == 'cpu' and args.native_rows > 0:
             rows = queries[:args.native_rows]
-            native = find_neighbours(rows, queue_half, k)
-            emulated = search_emulated(rows, queue_half, k)
+            native = search_previous(rows, queue_half, k)
+            emulated = search_previous_emulated(rows, queue_half, k)
             a = agreement(emulated, native, rows @ queue_half.float())
             print(f'{dtype_name:<10}{"check: native vs emulated":<28}{a["overlap"]:>10.2f}'
                   f'{a["identical"]:>18.1f}   ({args.native_rows} rows)')
@@ -330,7 +343,7 @@ def memory_and_speed(args: argparse.Namespace, device: torch.device) -> None:
         queries, queue32 = queries.to(device), queue32.to(device)
     print(f'\nbackbone queue {PAPER_DIM} x {PAPER_K}, search with {PAPER_QUERIES} queries, '
           f'k {args.k}')
-    print(f'{"dtype":<10}{"search":<24}{"queue MiB":>10}{"allocated MiB":>15}'
+    print(f'{"dtype":<10}{"search":<26}{"queue MiB":>10}{"allocated MiB":>15}'
           f'{"search peak +MiB":>18}  search ms')
     for dtype_name, dtype in DTYPES.items():
         nbytes = PAPER_DIM * PAPER_K * torch.empty((), dtype=dtype).element_size()
@@ -338,17 +351,22 @@ def memory_and_speed(args: argparse.Namespace, device: torch.device) -> None:
         queue = queue32.to(dtype, copy=True) if measure else None
         allocated = (f'{(torch.cuda.memory_allocated(device) - before) / 2**20:.0f}'
                      if cuda else '-')
+        # float32 storage: one float32 product; half storage: float32 products of upcast
+        # chunks (both find_neighbours), and the previous search's half-precision product
         searches: List[Tuple[str, Callable]] = [('as implemented', find_neighbours)]
         if dtype != torch.float32:
-            searches.append(('fp32 output', search_fp32_output) if cuda else
-                            ('upcast, fp32 product', search_storage_only))
+            searches.append(('previous (half product)', search_previous))
+            if cuda:
+                searches.append(('fp32 output', search_fp32_output))
         for label, search in searches:
             timing, peak = '-', None
-            if args.timing:
-                rows, repeats = queries, args.repeats
-                if not cuda and dtype != torch.float32 and search is find_neighbours:
-                    # CPU half GEMMs are very slow: one call on a few rows, scaled to 640
-                    rows, repeats = queries[:max(args.native_rows, 1)], 1
+            rows, repeats = (queries, args.repeats) if args.timing else (None, 0)
+            if rows is not None and not cuda and search is search_previous:
+                # CPU half GEMMs can be very slow: one call on a few rows, scaled to 640
+                rows, repeats = queries[:args.native_rows], 1
+                if args.native_rows <= 0:
+                    timing, rows = 'not timed (--native-rows 0)', None
+            if rows is not None:
                 try:
                     seconds, peak = _time_search(search, rows, queue, args.k, repeats, device)
                 except (RuntimeError, TypeError) as err:
@@ -359,7 +377,7 @@ def memory_and_speed(args: argparse.Namespace, device: torch.device) -> None:
                     if scale != 1:
                         timing += f' (x{scale:.0f} from {rows.shape[0]} rows)'
             peak_text = '-' if peak is None else f'{peak:.0f}'
-            print(f'{dtype_name:<10}{label:<24}{nbytes / 2**20:>10.0f}{allocated:>15}'
+            print(f'{dtype_name:<10}{label:<26}{nbytes / 2**20:>10.0f}{allocated:>15}'
                   f'{peak_text:>18}  {timing}')
         del queue
 
