@@ -189,3 +189,33 @@ def test_distributed_gather_matches_single_process(demo_root, tmp_path):
                                                  abs=1e-3)
     for rank in range(2):
         assert torch.load(f'{out}.{rank}', weights_only=True) == single
+
+
+def test_log_names_the_data_it_evaluates_on(demo_root):
+    """A config that changes only train_dataloader still sees which folders the monitor reads."""
+    import glob
+
+    class _Lines:
+
+        def __init__(self):
+            self.lines = []
+
+        def info(self, text):
+            self.lines.append(text)
+
+    runner = _runner(_model(), 'data_line_test')
+    runner.logger = _Lines()
+    KNNMonitorHook(_loader(demo_root, 'train'), _loader(demo_root, 'val'),
+                   topk=(5, )).before_train(runner)
+    counts = {
+        split: len(glob.glob(osp.join(demo_root, split, '*', '*.jpg')))
+        for split in ('train', 'val')
+    }
+    classes = len(glob.glob(osp.join(demo_root, 'train', '*', '')))
+    assert counts['train'] and counts['val']
+    expected = ('kNN monitor data: '
+                f'train {counts["train"]} images in {osp.abspath(osp.join(demo_root, "train"))}, '
+                f'val {counts["val"]} images in {osp.abspath(osp.join(demo_root, "val"))}; '
+                f'{classes} classes')
+    assert runner.logger.lines[0] == expected
+    assert runner.logger.lines[1].startswith('kNN monitor (random-init baseline;')

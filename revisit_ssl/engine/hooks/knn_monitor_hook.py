@@ -120,6 +120,22 @@ class KNNMonitorHook(Hook):
         self._num_classes = len(train.dataset.metainfo.get('classes')
                                 or ()) or None
         self._loaders = dict(train_dataloader=train, val_dataloader=val)
+        # which data the accuracies are of: a config that inherits one with a monitor and
+        # changes only train_dataloader still evaluates on the monitor's own folders
+        runner.logger.info('kNN monitor data: ' + ', '.join(
+            f'{split} {self._describe(loader.dataset)}'
+            for split, loader in (('train', train), ('val', val))) +
+            f'; {self._num_classes or "?"} classes')
+
+    @staticmethod
+    def _describe(dataset) -> str:
+        """``N images in /abs/folder`` of a built dataset (its image folder where it has one)."""
+        prefix = getattr(dataset, 'data_prefix', None)
+        folder = prefix.get('img_path') if isinstance(prefix, dict) else None
+        folder = folder or getattr(dataset, 'data_root', None) or ''
+        where = f' in {osp.abspath(folder)}' if folder and '://' not in folder else (
+            f' in {folder}' if folder else '')
+        return f'{len(dataset)} images{where}'
 
     # -------------------------------------------------------------- evaluation
     @staticmethod
