@@ -1,12 +1,12 @@
 """Per-sample seeds: each sample's random draws as a function of (seed, epoch, index)."""
 import random
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ['sample_seed', 'seeded_global_rngs', 'SeededIndex']
+__all__ = ['sample_seed', 'hash_to_seed', 'seeded_global_rngs', 'SeededIndex']
 
 _UINT32 = 1 << 32
 
@@ -27,17 +27,36 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     Returns:
         int: A seed in ``[0, 2**64)``.
     """
+    return hash_to_seed('sample_seed', seed=seed, epoch=epoch, index=index)
+
+
+def hash_to_seed(caller: str, stream: Tuple[int, ...] = (), **values: int) -> int:
+    """A 64-bit seed hashed from named ints in ``[0, 2**32)`` (numpy's ``SeedSequence``).
+
+    The one derivation of the project's seeds (:func:`sample_seed`, and the step seeds of
+    :class:`~revisit_ssl.engine.hooks.StepSeedHook`).
+
+    Args:
+        caller (str): Names the function in the errors.
+        stream (tuple[int, ...]): ``SeedSequence``'s spawn key: derivations in different
+            streams never share seeds for the same values. Defaults to () (the sample seeds).
+        **values (int): The numbers, in order, each in ``[0, 2**32)``.
+
+    Returns:
+        int: A seed in ``[0, 2**64)``.
+    """
     words = []
-    for name, value in (('seed', seed), ('epoch', epoch), ('index', index)):
+    for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f'sample_seed: {name} must be an int, got {value!r}.')
+            raise TypeError(f'{caller}: {name} must be an int, got {value!r}.')
         if not 0 <= value < _UINT32:
-            raise ValueError(f'sample_seed: {name} must lie in [0, 2**32), got {value}.')
+            raise ValueError(f'{caller}: {name} must lie in [0, 2**32), got {value}.')
         words.append(int(value))
     # A fixed-width uint32 word per number: a variable-length encoding could make two
-    # different triples hash the same words.
+    # different tuples hash the same words.
     entropy = np.array(words, dtype=np.uint32)
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+    sequence = np.random.SeedSequence(entropy, spawn_key=stream)
+    return int(sequence.generate_state(1, np.uint64)[0])
 
 
 @contextmanager

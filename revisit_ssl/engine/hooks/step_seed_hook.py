@@ -1,15 +1,15 @@
 """Seed torch's generators before every training step from (seed, step, rank)."""
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmpretrain.registry import HOOKS
 
+from revisit_ssl.datasets.samplers.sample_seeds import hash_to_seed
+
 __all__ = ['StepSeedHook', 'step_seed']
 
-_UINT32 = 1 << 32
 # SeedSequence's spawn key of the step stream. sample_seed (the data's per-sample seeds,
 # revisit_ssl/datasets/samplers/sample_seeds.py) hashes (seed, epoch, index) with no spawn key:
 # without one here, step i of rank r would get sample r's seed of epoch i.
@@ -31,17 +31,8 @@ def step_seed(seed: int, iteration: int, rank: int) -> int:
     Returns:
         int: A seed in ``[0, 2**64)``.
     """
-    words = []
-    for name, value in (('seed', seed), ('iteration', iteration), ('rank', rank)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f'step_seed: {name} must be an int, got {value!r}.')
-        if not 0 <= value < _UINT32:
-            raise ValueError(f'step_seed: {name} must lie in [0, 2**32), got {value}.')
-        words.append(int(value))
-    # fixed-width words: a variable-length encoding could hash two triples alike
-    sequence = np.random.SeedSequence(
-        np.array(words, dtype=np.uint32), spawn_key=(_STEP_STREAM, ))
-    return int(sequence.generate_state(1, np.uint64)[0])
+    return hash_to_seed('step_seed', stream=(_STEP_STREAM, ), seed=seed,
+                        iteration=iteration, rank=rank)
 
 
 @HOOKS.register_module()
