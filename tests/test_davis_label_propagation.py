@@ -398,3 +398,25 @@ def test_trained_checkpoint_loads_into_the_stride8_backbone(tmp_path):
     feats = backbone(torch.zeros(1, 3, 40, 56))
     assert feats[-1].shape == (1, 64, 5, 7
                                )  # layer3 (4 x 16 channels), stride 8
+
+
+def test_demo_data_writes_the_videos_four_times_larger(tmp_path):
+    """``make_demo_data.py --formats davis``: the tests' videos at scale 4, in DAVIS's layout."""
+    from revisit_ssl.utils.demo_data import make_demo_data
+    from revisit_ssl.utils.demo_writers import DAVISWriter
+    make_demo_data(str(tmp_path), formats=('davis', ), num_train=2, num_val=1)
+    small = make_davis_demo(str(tmp_path / 'small'), num_frames=DAVISWriter.num_frames)
+    sequences = load_davis_split(str(tmp_path / 'DAVIS'))
+    assert sorted(seq.name for seq in sequences) == sorted(small)
+    for seq in sequences:
+        masks = np.stack([
+            read_annotation(osp.join(tmp_path, 'DAVIS', 'Annotations', '480p', seq.name,
+                                     f'{stem}.png')) for stem in seq.stems
+        ])
+        # every box coordinate and velocity times 4: each small pixel becomes a 4 x 4 block
+        expected = np.kron(small[seq.name], np.ones((1, 4, 4), small[seq.name].dtype))
+        assert masks.shape == (8, 96, 128)
+        np.testing.assert_array_equal(masks, expected)
+        assert len(np.unique(masks[0])) - 1 == len(np.unique(small[seq.name][0])) - 1 >= 2
+    with pytest.raises(ValueError, match='scale'):
+        make_davis_demo(str(tmp_path / 'bad'), scale=0)

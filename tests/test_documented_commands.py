@@ -83,7 +83,7 @@ SHORT_ARGS = {
 }
 # What the docs say earlier steps produce (``make demo``, docs/transfer.md's demo chain).
 PREPARE = (
-    'python tools/make_demo_data.py --out data/demo --formats cls voc cityscapes nyud',
+    'python tools/make_demo_data.py --out data/demo --formats cls voc cityscapes nyud davis',
     'python tools/train.py configs/knn_moco_demo.py --work-dir work_dirs/knn_moco_demo',
     'python tools/model_converters/extract_backbone.py '
     'work_dirs/knn_moco_demo/epoch_40.pth checkpoints/knn-moco_r18_demo_backbone.pth',

@@ -3,7 +3,7 @@
 Example::
 
     python tools/make_demo_data.py --out data/demo
-    python tools/make_demo_data.py --out data/demo --formats cls voc cityscapes nyud
+    python tools/make_demo_data.py --out data/demo --formats cls voc cityscapes nyud davis
 """
 import argparse
 import os

@@ -7,7 +7,10 @@ so its masks are known exactly and a colour feature can track it. The layout is 
     root/Annotations/480p/<seq>/00000.png ...   palette PNGs, pixel = object id (0 = background)
     root/ImageSets/2017/<split>.txt             one sequence name per line
 
-Used by the tests of ``tools/analysis/davis_label_propagation.py``.
+Used by the tests of ``tools/analysis/davis_label_propagation.py`` and, four times larger
+(``scale=4``: 96 x 128 frames, 12 x 16 feature cells at stride 8), by
+``tools/make_demo_data.py --formats davis`` (``data/demo/DAVIS``). At the tests' 24 x 32 a
+stride-8 backbone sees 3 x 4 cells, too few for two networks to propagate differently.
 """
 import os
 import os.path as osp
@@ -64,11 +67,23 @@ def make_davis_demo(root: str,
                     num_frames: int = 5,
                     size: Tuple[int, int] = (24, 32),
                     split: str = 'val',
-                    resolution: str = '480p') -> Dict[str, np.ndarray]:
+                    resolution: str = '480p',
+                    scale: int = 1) -> Dict[str, np.ndarray]:
     """Write the sequences in DAVIS-2017's layout under ``root``.
 
     Frames are JPEGs at quality 100 without chroma subsampling (box colours stay exact up to a
     few levels); annotations are palette PNGs with the DAVIS colour map.
+
+    Args:
+        root (str): The DAVIS folder to write.
+        sequences (dict, optional): name -> boxes ``(top, left, height, width, dy, dx)``.
+            Defaults to :data:`DEFAULT_SEQUENCES`.
+        num_frames (int): Frames per sequence. Defaults to 5.
+        size (tuple[int, int]): ``(height, width)`` of the frames. Defaults to (24, 32).
+        split (str): The ``ImageSets/2017/<split>.txt`` to write. Defaults to 'val'.
+        resolution (str): The resolution folder. Defaults to '480p'.
+        scale (int): Multiplies the frame size and every box coordinate and velocity: the
+            same videos, ``scale`` times larger. Defaults to 1.
 
     Returns:
         dict: sequence name -> its true id masks ``(T, H, W)``.
@@ -78,6 +93,13 @@ def make_davis_demo(root: str,
     from revisit_ssl.evaluation.label_propagation import (default_palette,
                                                           write_index_png)
     sequences = DEFAULT_SEQUENCES if sequences is None else sequences
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f'scale must be a positive int, got {scale!r}')
+    sequences = {
+        name: [tuple(scale * v for v in box) for box in boxes]
+        for name, boxes in sequences.items()
+    }
+    size = (scale * size[0], scale * size[1])
     palette = default_palette()
     out = {}
     for name, boxes in sequences.items():

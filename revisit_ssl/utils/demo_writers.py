@@ -17,7 +17,7 @@ from .palette import voc_palette
 
 __all__ = [
     'DemoWriter', 'ClassificationFolderWriter', 'VOCWriter', 'CityscapesWriter',
-    'NYUDWriter', 'DEMO_WRITERS', 'VOC_DET_CLASSES', 'voc_palette', 'demo_depth'
+    'NYUDWriter', 'DAVISWriter', 'DEMO_WRITERS', 'VOC_DET_CLASSES', 'voc_palette', 'demo_depth'
 ]
 
 
@@ -263,9 +263,33 @@ class NYUDWriter(DemoWriter):
             _write_lines(osp.join(self.root, 'gt_sets', f'{split}.txt'), ids)
 
 
+class DAVISWriter(DemoWriter):
+    """DAVIS-2017's layout under ``out_dir/DAVIS``, for ``davis_label_propagation.py``::
+
+        DAVIS/JPEGImages/480p/<seq>/00000.jpg ...
+        DAVIS/Annotations/480p/<seq>/00000.png ...   palette PNGs of object ids
+        DAVIS/ImageSets/2017/val.txt
+
+    Videos need motion, so this writer ignores the scenes and writes the moving boxes of
+    :mod:`revisit_ssl.utils.davis_demo` (two sequences, 8 frames of 96 x 128) in ``finish``.
+    """
+    name = 'davis'
+    num_frames = 8
+    scale = 4
+
+    def add(self, split: str, index: int, scene: Scene) -> None:
+        """Scenes are not used (see the class docstring)."""
+
+    def finish(self) -> None:
+        # imported here: it reaches the evaluation package's PNG writer
+        from .davis_demo import make_davis_demo
+        make_davis_demo(osp.join(self.out_dir, 'DAVIS'), num_frames=self.num_frames,
+                        scale=self.scale)
+
+
 #: Layouts ``tools/make_demo_data.py`` can write, by name.
 DEMO_WRITERS: Dict[str, Type[DemoWriter]] = {
     writer.name: writer
     for writer in (ClassificationFolderWriter, VOCWriter, CityscapesWriter,
-                   NYUDWriter)
+                   NYUDWriter, DAVISWriter)
 }
