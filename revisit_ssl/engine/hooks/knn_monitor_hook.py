@@ -132,10 +132,12 @@ class KNNMonitorHook(Hook):
         """``N images in /abs/folder`` of a built dataset (its image folder where it has one)."""
         prefix = getattr(dataset, 'data_prefix', None)
         folder = prefix.get('img_path') if isinstance(prefix, dict) else None
-        folder = folder or getattr(dataset, 'data_root', None) or ''
-        where = f' in {osp.abspath(folder)}' if folder and '://' not in folder else (
-            f' in {folder}' if folder else '')
-        return f'{len(dataset)} images{where}'
+        folder = folder or getattr(dataset, 'data_root', None)
+        if not folder:
+            return f'{len(dataset)} images'
+        if '://' not in folder:  # a local folder; a URL backend's prefix stays as it is
+            folder = osp.abspath(folder)
+        return f'{len(dataset)} images in {folder}'
 
     # -------------------------------------------------------------- evaluation
     @staticmethod
